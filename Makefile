@@ -1,0 +1,35 @@
+# Two commands for a fresh machine (see README):
+#   make reproduce   set up .venv and run the papermill reproduction (smoke profile)
+#   make test        set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# torch is installed first so that a CPU-only machine does not pull a CUDA build
+# through the unpinned dependency; override e.g. TORCH_SPEC="torch" on a GPU box.
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= smoke
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup reproduce test benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m panns_core.pipeline --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2
+
+benchmark: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf runs figures/*/ .pytest_cache
