@@ -1,0 +1,512 @@
+"""Reading, writing and fetching PANNs checkpoints.
+
+Three on-disk formats are accepted by :func:`load_checkpoint`:
+
+* the official one written by ``pytorch/main.py`` and published on Zenodo,
+  ``{'model': state_dict, 'iteration': int, ...}``, possibly with a
+  ``'sampler'`` entry that holds numpy arrays;
+* a plain ``state_dict`` (optionally with the ``module.`` prefix that
+  ``torch.nn.DataParallel`` adds to every key);
+* our own format written by :func:`save_checkpoint`.
+
+Every file is read with ``torch.load(..., weights_only=True)``: a checkpoint
+is untrusted input and full unpickling would run arbitrary code. Numpy arrays
+in the official ``'sampler'`` entry are admitted through a short allow-list of
+numpy's array/dtype reconstructors; anything else is refused with a message
+naming the file and the offending globals.
+
+When the weights do not fit the model, the error says which configuration
+*would* fit (window from the STFT kernels, mel bins and sample rate from the
+mel filterbank, classes from the last layer, embedding size from ``fc1``)
+and which registered model has that layout, instead of dumping shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import tempfile
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from panns_core import download as _download
+
+OUR_FORMAT = "panns_core.checkpoint/1"
+"""Value of the ``'format'`` key in files written by :func:`save_checkpoint`."""
+
+ZENODO_RECORD = 3987831
+"""Zenodo record of the released PANNs checkpoints (latest version of the record)."""
+
+STFT_KEY = "spectrogram_extractor.stft.conv_real.weight"
+MEL_KEY = "logmel_extractor.melW"
+# Last layer of the clip head, in order of preference: AudioSet head, transfer
+# head, attention-pooling classifier of Cnn14_DecisionLevelAtt.
+_HEAD_KEYS = ("fc_audioset.weight", "fc_transfer.weight", "att_block.cla.weight")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, or its weights do not fit the model."""
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ReleasedCheckpoint:
+    """One file of the Zenodo record: where to get it, how to check it, which model reads it."""
+
+    filename: str
+    url: str
+    model_name: str
+    size: int | None = None
+    md5: str | None = None
+
+
+def zenodo_url(filename: str, record: int = ZENODO_RECORD) -> str:
+    """Download URL of a file in the Zenodo record (``=`` encoded as ``%3D``, as upstream does)."""
+    return f"https://zenodo.org/record/{record}/files/{urllib.parse.quote(filename)}?download=1"
+
+
+# md5 sums: Cnn6, Cnn10, Cnn14 and MobileNetV1 were given in the project brief.
+# The others marked "third-party" were published in public code that loads these
+# files (a registry whose Cnn6/Cnn10/Cnn14 values equal the ones above, and for
+# DecisionLevelMax two independent projects); they are not from the PANNs authors.
+_RELEASED = [
+    # (file name, model name, md5)
+    ("Cnn14_mAP=0.431.pth", "Cnn14", "541141fa2ee191a88f24a3219fff024e"),
+    ("Cnn14_16k_mAP=0.438.pth", "Cnn14_16k", None),
+    ("Cnn14_8k_mAP=0.416.pth", "Cnn14_8k", None),
+    ("Cnn14_emb512_mAP=0.420.pth", "Cnn14_emb512", None),
+    # Upstream spells this one file with capitals (seen in the record's file listing).
+    ("CNN14_emb128_mAP=0.412.pth", "Cnn14_emb128", None),
+    ("Cnn14_emb32_mAP=0.364.pth", "Cnn14_emb32", None),
+    ("Cnn6_mAP=0.343.pth", "Cnn6", "e25e26b84585b14c7754c91e48efc9be"),
+    ("Cnn10_mAP=0.380.pth", "Cnn10", "bfb1f1f9968938fa8ef4012b8471f5f6"),
+    ("ResNet22_mAP=0.430.pth", "ResNet22", "cf36d413096793c4e15dc752a3abd599"),  # third-party
+    ("ResNet38_mAP=0.434.pth", "ResNet38", "bf12f36aaabac4e0855e22d3c3239c1b"),  # third-party
+    ("ResNet54_mAP=0.429.pth", "ResNet54", "4f1f1406d37a29e2379916885e18c5f3"),  # third-party
+    ("MobileNetV1_mAP=0.389.pth", "MobileNetV1", "a419303e1c88aa1b9d2ac3811563d371"),
+    ("MobileNetV2_mAP=0.383.pth", "MobileNetV2", None),
+    ("LeeNet11_mAP=0.266.pth", "LeeNet11", None),
+    ("LeeNet24_mAP=0.336.pth", "LeeNet24", None),
+    ("DaiNet19_mAP=0.295.pth", "DaiNet19", None),
+    ("Res1dNet31_mAP=0.365.pth", "Res1dNet31", None),
+    ("Res1dNet51_mAP=0.355.pth", "Res1dNet51", None),
+    ("Wavegram_Cnn14_mAP=0.389.pth", "Wavegram_Cnn14", "1e3506ab640371e0b5a417b15fd66d21"),  # third-party
+    ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "Wavegram_Logmel_Cnn14",
+     "17fa9ab65af3c0eb5ffbc5f65552c4e1"),  # third-party
+    ("Cnn14_DecisionLevelMax_mAP=0.385.pth", "Cnn14_DecisionLevelMax",
+     "70539c43c18b6a289b3199c503a82c5a"),  # third-party
+    ("Cnn14_DecisionLevelAtt_mAP=0.425.pth", "Cnn14_DecisionLevelAtt",
+     "c8281ca2b9967244b91d557aa941e8ca"),  # third-party
+]
+
+RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = {
+    filename: ReleasedCheckpoint(filename, zenodo_url(filename), model_name, None, md5)
+    for filename, model_name, md5 in _RELEASED
+}
+"""File name -> :class:`ReleasedCheckpoint` for every file of Zenodo record 3987831."""
+
+
+def released_checkpoint(name: str) -> ReleasedCheckpoint:
+    """Look up a released checkpoint by file name (any case) or by model name.
+
+    ``"Cnn14"``, ``"Cnn14_mAP=0.431.pth"`` and ``"cnn14_map=0.431.pth"`` all
+    give the same entry.
+    """
+    if name in RELEASED_CHECKPOINTS:
+        return RELEASED_CHECKPOINTS[name]
+    lowered = name.lower()
+    for ckpt in RELEASED_CHECKPOINTS.values():
+        if ckpt.filename.lower() == lowered or ckpt.model_name.lower() == lowered:
+            return ckpt
+    known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
+    raise KeyError(f"no released checkpoint named {name!r}; known models: {known}")
+
+
+def download_checkpoint(name: str, cache_dir: str | os.PathLike | None = None,
+                        progress: bool = True) -> Path:
+    """Download (or find in the cache) a released checkpoint and return its path.
+
+    The cache is ``cache_dir`` if given, else :func:`panns_core.download.cache_dir`
+    (``$PANNS_CACHE`` or ``~/.cache/panns``). Files with a known md5 are
+    verified; for the others the sha256 seen is printed and recorded.
+    """
+    ckpt = released_checkpoint(name)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else _download.cache_dir()
+    return _download.download(ckpt.url, root / ckpt.filename, md5=ckpt.md5, size=ckpt.size,
+                              progress=progress)
+
+
+def load_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                    model_name: str | None = None, progress: bool = True) -> torch.nn.Module:
+    """A registered model with released (or local) weights, in eval mode.
+
+    ``name_or_path`` is a released checkpoint (model or file name, downloaded
+    on first use) or a local file; for a local file the model is ``model_name``
+    if given, else the registered model whose layout and front end fit the
+    weights (see :func:`infer_config`).
+    """
+    from panns_core.models import create_model
+
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        state, _ = read_checkpoint(path)
+        if model_name is None:
+            matches = _registered_matches(state, path.name)
+            if not matches:
+                raise CheckpointError(
+                    f"{path}: no registered model has this checkpoint's layout; "
+                    "pass model_name=... and load with load_checkpoint()"
+                )
+            model_name = matches[0]
+    else:
+        ckpt = released_checkpoint(str(name_or_path))
+        path = download_checkpoint(ckpt.filename, cache_dir=cache_dir, progress=progress)
+        model_name = model_name or ckpt.model_name
+    model = create_model(model_name)
+    load_checkpoint(model, path)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- reading
+
+# numpy globals needed to rebuild plain arrays and scalars (the official
+# 'sampler' entry holds index arrays); none of them can run arbitrary code.
+_NUMPY_SAFE = re.compile(
+    r"^numpy\.(_core|core)\.multiarray\.(_reconstruct|scalar)$|^numpy\.(ndarray|dtype)$"
+    r"|^numpy\.dtypes\.\w+DType$"
+)
+
+
+def _resolve_global(name: str):
+    module, _, attr = name.rpartition(".")
+    if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        return getattr(np.core.multiarray if hasattr(np, "core") else np._core.multiarray, attr)
+    obj = __import__(module, fromlist=[attr])
+    return getattr(obj, attr)
+
+
+def _torch_load(path: Path):
+    """``torch.load(weights_only=True)``; numpy arrays admitted through an allow-list."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as first:
+        try:
+            wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # not a zip checkpoint; nothing more to try
+            raise CheckpointError(f"{path}: cannot be read with weights_only=True: {first}") from first
+        unsafe = [g for g in wanted if not _NUMPY_SAFE.match(g)]
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: refusing to load; it needs the Python objects {unsafe}, which a "
+                "weights-only load does not allow (they could run code). Re-save the weights "
+                "as a plain state_dict from a trusted environment."
+            ) from first
+        allowed = [_resolve_global(g) for g in wanted]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def _strip_module_prefix(state: Mapping) -> dict:
+    """Remove the ``module.`` prefix that ``nn.DataParallel`` puts on every key."""
+    keys = list(state)
+    if keys and all(k.startswith("module.") for k in keys):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``(state_dict, metadata)`` from any accepted format; metadata is everything else.
+
+    For the official format the metadata holds ``iteration`` (and whatever else
+    the file has, ``sampler`` included); for ours, the extras given to
+    :func:`save_checkpoint` plus ``class_name``/``model_name``/``config``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        obj = _torch_load(path)
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+    if isinstance(obj, Mapping) and obj.get("format") == OUR_FORMAT:
+        state, meta = obj.get("state_dict"), {k: v for k, v in obj.items() if k != "state_dict"}
+        meta.update(meta.pop("extra", {}) or {})
+    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("model")):
+        state, meta = obj["model"], {k: v for k, v in obj.items() if k != "model"}
+    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
+        state, meta = obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
+    elif _is_state_dict(obj):
+        state, meta = obj, {}
+    else:
+        what = f"a dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"{path}: not a PANNs checkpoint: expected a state_dict, {{'model': state_dict, ...}} "
+            f"or a file from save_checkpoint(), found {what}"
+        )
+    if not _is_state_dict(state):
+        raise CheckpointError(f"{path}: the weights entry is not a state_dict of tensors")
+    return _strip_module_prefix(state), meta
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def _mel_front_end(melw: torch.Tensor, n_fft: int) -> dict | None:
+    """Sample rate, fmin and fmax whose librosa mel filterbank equals ``melW``.
+
+    The filterbank is a deterministic function of (sr, n_fft, n_mels, fmin,
+    fmax), so comparing it against the candidate front ends (the paper's
+    presets and every registered model's) pins the checkpoint's sample rate.
+    """
+    import librosa
+
+    from panns_core.config import PRESETS
+
+    candidates = {(c.sample_rate, c.fmin, c.fmax) for c in PRESETS.values()}
+    try:
+        from panns_core.models import list_models, model_info
+
+        for name in list_models():
+            c = model_info(name).config
+            candidates.add((c.sample_rate, c.fmin, c.fmax))
+    except Exception:  # the registry is optional for this diagnosis
+        pass
+    mel = melw.detach().to(torch.float64).numpy()
+    for sr, fmin, fmax in sorted(candidates, reverse=True):
+        if fmax > sr / 2:
+            continue
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=mel.shape[1], fmin=fmin, fmax=fmax).T
+        if ref.shape == mel.shape and np.allclose(ref, mel, rtol=1e-4, atol=1e-7):
+            return {"sample_rate": sr, "fmin": fmin, "fmax": fmax}
+    return None
+
+
+def infer_config(state: Mapping) -> dict:
+    """What the weights say about the model that produced them.
+
+    Keys (present when they can be read off the tensors): ``window_size``
+    (STFT kernel length), ``mel_bins`` (mel filterbank columns),
+    ``sample_rate``/``fmin``/``fmax`` (the filterbank matched against known
+    front ends), ``hop_size`` (the paper's preset for that rate; the stride is
+    not stored), ``classes_num`` (rows of the last layer), ``embedding_size``
+    (rows of ``fc1``).
+    """
+    cfg: dict = {}
+    if STFT_KEY in state:
+        cfg["window_size"] = int(state[STFT_KEY].shape[-1])
+    if MEL_KEY in state:
+        cfg["mel_bins"] = int(state[MEL_KEY].shape[1])
+        if "window_size" in cfg:
+            front = _mel_front_end(state[MEL_KEY], cfg["window_size"])
+            if front:
+                cfg.update(front)
+                from panns_core.config import PRESETS
+
+                preset = PRESETS.get(front["sample_rate"])
+                if preset is not None and preset.window_size == cfg["window_size"]:
+                    cfg["hop_size"] = preset.hop_size
+    for key in _HEAD_KEYS:
+        if key in state:
+            cfg["classes_num"] = int(state[key].shape[0])
+            break
+    if "fc1.weight" in state:
+        cfg["embedding_size"] = int(state["fc1.weight"].shape[0])
+    return cfg
+
+
+_LAYOUT_CACHE: dict[str, dict[str, tuple]] = {}
+
+
+def _registered_layout(name: str) -> dict[str, tuple]:
+    """``key -> shape`` of a registered model's state_dict (built once, cached)."""
+    if name not in _LAYOUT_CACHE:
+        from panns_core.models import create_model
+
+        model = create_model(name)
+        _LAYOUT_CACHE[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return _LAYOUT_CACHE[name]
+
+
+def _registered_matches(state: Mapping, hint: str = "") -> list[str]:
+    """Registered models whose keys and shapes (heads excepted) equal the checkpoint's.
+
+    The head's class count may differ (a fine-tuned model), so the head rows
+    are left out of the comparison. Names that prefix ``hint`` (the file name)
+    come first, so ``Cnn14_16k_mAP=0.438.pth`` prefers ``Cnn14_16k``.
+    """
+    try:
+        from panns_core.models import list_models
+    except ImportError:
+        return []
+    ours = {k: tuple(v.shape) for k, v in state.items()}
+    skip = {k for k in ours if k.split(".")[0] in ("fc_audioset", "fc_transfer")
+            or k.startswith("att_block.")}
+    matches = []
+    for name in list_models():
+        try:
+            layout = _registered_layout(name)
+        except Exception:
+            continue
+        if set(layout) != set(ours):
+            continue
+        if all(layout[k] == ours[k] for k in ours if k not in skip):
+            matches.append(name)
+    hint = hint.lower()
+    matches.sort(key=lambda n: (not hint.startswith(n.lower() + "_"), -len(n)))
+    return matches
+
+
+def _describe(cfg: Mapping) -> str:
+    order = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax", "classes_num",
+             "embedding_size")
+    return ", ".join(f"{k}={cfg[k]}" for k in order if k in cfg)
+
+
+def _model_config(model: torch.nn.Module) -> dict:
+    cfg = {}
+    audio = getattr(model, "audio_config", None)
+    if audio is not None:
+        cfg.update(dataclasses.asdict(audio))
+    for attr in ("classes_num", "embedding_size"):
+        if isinstance(getattr(model, attr, None), int):
+            cfg[attr] = getattr(model, attr)
+    return cfg
+
+
+def mismatch_message(model: torch.nn.Module, state: Mapping, path: str | os.PathLike) -> str:
+    """Explain why ``state`` does not fit ``model`` and what would fit it."""
+    model_state = model.state_dict()
+    missing = [k for k in model_state if k not in state]
+    unexpected = [k for k in state if k not in model_state]
+    wrong = [k for k in state if k in model_state and tuple(state[k].shape) != tuple(model_state[k].shape)]
+    ckpt_cfg = infer_config(state)
+    have_cfg = _model_config(model)
+    cls = type(model).__name__
+    lines = [f"checkpoint {path} does not fit {cls}({_describe(have_cfg) or '...'})."]
+    differ = [k for k in ckpt_cfg if k in have_cfg and ckpt_cfg[k] != have_cfg[k]]
+    if differ:
+        lines.append("It was trained with " + ", ".join(
+            f"{k}={ckpt_cfg[k]} (model has {have_cfg[k]})" for k in differ) + ".")
+    if ckpt_cfg:
+        lines.append(f"Configuration read from the weights: {_describe(ckpt_cfg)}.")
+    matches = _registered_matches(state, Path(str(path)).name)
+    if matches:
+        lines.append(f"Registered model(s) with this layout: {', '.join(matches)}; "
+                     f"e.g. create_model({matches[0]!r}"
+                     + (f", classes_num={ckpt_cfg['classes_num']}" if ckpt_cfg.get("classes_num")
+                        and ckpt_cfg.get("classes_num") != _registered_classes(matches[0]) else "")
+                     + ").")
+    elif missing or unexpected:
+        lines.append(f"The layers differ: {len(missing)} of the model's keys are missing from the "
+                     f"checkpoint (e.g. {missing[:2]}) and {len(unexpected)} are extra "
+                     f"(e.g. {unexpected[:2]}); it is probably another architecture.")
+    if not matches and not differ and wrong:
+        k = wrong[0]
+        lines.append(f"{len(wrong)} tensors differ in shape, e.g. {k}: checkpoint "
+                     f"{tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}.")
+    return " ".join(lines)
+
+
+def _registered_classes(name: str) -> int | None:
+    layout = _registered_layout(name)
+    for key in _HEAD_KEYS:
+        if key in layout:
+            return layout[key][0]
+    return None
+
+
+# --------------------------------------------------------------------------- load / save
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> dict:
+    """Load weights from any accepted format into ``model``; return the metadata.
+
+    Shape mismatches always raise :class:`CheckpointError` with the
+    configuration that would fit (``strict=False`` only tolerates missing or
+    extra keys, as in :meth:`torch.nn.Module.load_state_dict`). The returned
+    dict holds everything in the file except the weights (e.g. ``iteration``,
+    ``optimizer``).
+    """
+    state, meta = read_checkpoint(path)
+    model_state = model.state_dict()
+    shape_ok = all(tuple(v.shape) == tuple(model_state[k].shape)
+                   for k, v in state.items() if k in model_state)
+    keys_ok = set(state) == set(model_state)
+    if not shape_ok or (strict and not keys_ok):
+        raise CheckpointError(mismatch_message(model, state, path))
+    model.load_state_dict(state, strict=strict)
+    return meta
+
+
+_SAFE_SCALARS = (int, float, str, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
+
+
+def _check_weights_only_safe(value, where: str) -> None:
+    """Extras must load under ``weights_only=True``; reject anything else at save time."""
+    if isinstance(value, _SAFE_SCALARS):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"save_checkpoint: key {k!r} in {where} must be str or int")
+            _check_weights_only_safe(v, f"{where}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_weights_only_safe(v, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"save_checkpoint: {where} is a {type(value).__name__}, which a weights_only load "
+        "cannot read back; convert it to tensors, numbers, strings, lists or dicts"
+    )
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) -> Path:
+    """Write ``model``'s weights and ``extra`` (iteration, optimizer state, ...) atomically.
+
+    The file is written next to ``path`` under a temporary name and renamed, so
+    a crash never leaves a truncated checkpoint under the final name. The
+    model's class, registered name (if any) and audio configuration are stored
+    so that the file documents itself.
+    """
+    path = Path(path)
+    for key, value in extra.items():
+        if key in ("format", "state_dict"):
+            raise ValueError(f"save_checkpoint: {key!r} is reserved")
+        _check_weights_only_safe(value, key)
+    payload = {
+        "format": OUR_FORMAT,
+        "class_name": type(model).__name__,
+        "config": _model_config(model),
+        "state_dict": model.state_dict(),
+        "extra": extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

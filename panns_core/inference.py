@@ -1,0 +1,819 @@
+"""Pretrained PANNs for users: audio tagging, embeddings and sound event detection.
+
+Two lines tag a file::
+
+    from panns_core.inference import Pretrained
+    print(Pretrained.load("Cnn14").tag("dog.wav")[0].top(5))
+
+and two lines detect its events::
+
+    model = Pretrained.load("Cnn14_DecisionLevelMax")
+    print(model.sed("dog.wav")[0].events(threshold=0.3))
+
+How a file becomes model input (the choices the official ``inference.py`` leaves
+to the user):
+
+* **Decoding**: :func:`panns_core.audio_io.load_audio`: any format, channels
+  averaged, resampled to the checkpoint's own rate (from the model registry, so a
+  16 kHz checkpoint gets 16 kHz audio).
+* **Chunking**: files longer than ``chunk_seconds`` (10 s, the AudioSet clip
+  length the models were trained on) are cut into windows every ``hop_seconds``
+  (default: the window, i.e. no overlap); the last window is aligned to the end
+  of the file (its start rounded up to a whole STFT hop, the few overhanging
+  samples zero-padded) so that no window is mostly padding. Shorter files are
+  processed whole at their own length, like the official script, zero-padded only
+  up to ``min_seconds`` (1 s) so that every architecture's pooling stack has
+  enough frames.
+* **Aggregation over windows**: clipwise probabilities take the **maximum** over
+  windows (a sound present in any window is present in the file, matching the
+  max-over-time pooling of the models); embeddings take the **mean**; framewise
+  SED outputs are **concatenated**: each window supplies the frames from its own
+  start up to the next window's start, so the file gets exactly
+  ``samples // hop_size + 1`` frames at ``sample_rate / hop_size`` frames/s
+  (100 /s for the 32 kHz models).
+* **Batching**: windows of equal length from many files share a forward pass
+  (``batch_size`` windows at a time); results come back in input order.
+* **Bad files**: a file that cannot be decoded becomes a :class:`Failure`
+  (file + reason) and the others are still processed.
+* **Speed**: eval mode under ``torch.inference_mode()``; ``precision="bf16"`` runs
+  the forward under CPU/GPU autocast to bfloat16 (see ``benchmarks/`` for the
+  speed and the accuracy cost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .audio_io import AudioReadError, expand_inputs, load_audio
+from .config import AudioConfig
+from .labels import LabelSet, labels_for
+
+DEFAULT_CHUNK_SECONDS = 10.0
+DEFAULT_MIN_SECONDS = 1.0
+PRECISIONS = ("fp32", "bf16")
+
+
+class InferenceError(RuntimeError):
+    """A model or checkpoint cannot do what was asked (message says what to use instead)."""
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    """An input that was skipped, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class AudioResult:
+    """Outputs for one input file (or array), aggregated over its windows."""
+
+    path: str
+    duration_s: float
+    sample_rate: int
+    hop_size: int
+    labels: LabelSet
+    chunk_starts_s: list[float]
+    clipwise: np.ndarray | None = None  # (classes,), max over windows
+    chunk_clipwise: np.ndarray | None = None  # (windows, classes)
+    embedding: np.ndarray | None = None  # (D,), mean over windows
+    framewise: np.ndarray | None = None  # (frames, classes)
+    waveform: np.ndarray | None = field(default=None, repr=False)  # kept only when asked
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_size
+
+    def top(self, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels with their clipwise probability, best first."""
+        if self.clipwise is None:
+            raise InferenceError(f"{self.path}: no clipwise output was computed")
+        order = top_k_indices(self.clipwise, k)
+        return [(self.labels.names[i], float(self.clipwise[i])) for i in order]
+
+    def events(self, threshold=0.5, *, min_duration: float = 0.0, min_gap: float = 0.0,
+               classes: Sequence[str] | None = None):
+        """Event table (``pandas.DataFrame``) from the framewise output; see :func:`detect_events`."""
+        if self.framewise is None:
+            raise InferenceError(f"{self.path}: no framewise output (use a DecisionLevel model and sed())")
+        table = detect_events(self.framewise, self.labels, self.frames_per_second,
+                              threshold=threshold, min_duration=min_duration, min_gap=min_gap,
+                              classes=classes, duration_s=self.duration_s)
+        table.insert(0, "file", self.path)
+        return table
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first (ties broken by lower index)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    scores = np.asarray(scores)
+    order = np.lexsort((np.arange(scores.size), -scores))
+    return order[: min(k, scores.size)]
+
+
+def tags_table(results: Iterable[AudioResult], k: int = 10):
+    """Long-format top-k table: one row per (file, rank) with label, mid, index and score."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        for rank, index in enumerate(top_k_indices(result.clipwise, k), start=1):
+            rows.append({"file": result.path, "rank": rank, "label": result.labels.names[index],
+                         "mid": result.labels.ids[index], "index": int(index),
+                         "score": float(result.clipwise[index])})
+    return pd.DataFrame(rows, columns=["file", "rank", "label", "mid", "index", "score"])
+
+
+# ---------------------------------------------------------------------------
+# Sound event detection: thresholds -> event table
+# ---------------------------------------------------------------------------
+
+
+def class_thresholds(threshold, labels: LabelSet) -> np.ndarray:
+    """Per-class threshold vector from a float, a ``{label or mid: value}`` mapping or an array.
+
+    A mapping overrides the default (``threshold.get("default", 0.5)``) for the classes
+    it names; unknown names raise ``KeyError`` listing them (a typo must not silently
+    leave a class at the default).
+    """
+    n = len(labels)
+    if isinstance(threshold, Mapping):
+        values = np.full(n, float(threshold.get("default", 0.5)), dtype=np.float64)
+        by_name = {name: i for i, name in enumerate(labels.names)}
+        by_id = {mid: i for i, mid in enumerate(labels.ids)}
+        unknown = []
+        for key, value in threshold.items():
+            if key == "default":
+                continue
+            index = by_name.get(key, by_id.get(key))
+            if index is None:
+                unknown.append(key)
+            else:
+                values[index] = float(value)
+        if unknown:
+            raise KeyError(f"unknown class name(s) in thresholds: {unknown}")
+        return values
+    values = np.asarray(threshold, dtype=np.float64)
+    if values.ndim == 0:
+        return np.full(n, float(values))
+    if values.shape != (n,):
+        raise ValueError(f"threshold array must have shape ({n},), got {values.shape}")
+    return values
+
+
+def _active_runs(active: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` frame ranges where a boolean vector is True."""
+    padded = np.concatenate([[False], active, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def _merge_runs(runs: list[tuple[int, int]], max_gap_frames: float) -> list[tuple[int, int]]:
+    """Join consecutive runs separated by at most ``max_gap_frames`` inactive frames."""
+    merged: list[tuple[int, int]] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] <= max_gap_frames:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def detect_events(framewise: np.ndarray, labels: LabelSet, frames_per_second: float, *,
+                  threshold=0.5, min_duration: float = 0.0, min_gap: float = 0.0,
+                  classes: Sequence[str] | None = None, duration_s: float | None = None):
+    """Turn framewise probabilities ``(frames, classes)`` into an event table.
+
+    Frame ``i`` is centred at ``i / frames_per_second`` s (centred STFT). A class is
+    active where its probability is ``>= threshold`` (per class, see
+    :func:`class_thresholds`). Active runs separated by gaps of at most ``min_gap``
+    seconds are merged, then events shorter than ``min_duration`` seconds dropped.
+    An event covering frames ``[s, e)`` has ``onset = s / fps`` and
+    ``offset = e / fps`` (clipped to ``duration_s``), and ``score`` = its peak
+    probability. Rows are sorted by onset, then label.
+    """
+    import pandas as pd
+
+    framewise = np.asarray(framewise)
+    if framewise.ndim != 2 or framewise.shape[1] != len(labels):
+        raise ValueError(f"framewise must be (frames, {len(labels)}), got {framewise.shape}")
+    thresholds = class_thresholds(threshold, labels)
+    if classes is not None:
+        by_name = {name: i for i, name in enumerate(labels.names)}
+        missing = [c for c in classes if c not in by_name]
+        if missing:
+            raise KeyError(f"unknown class name(s): {missing}")
+        indices = [by_name[c] for c in classes]
+    else:
+        indices = range(len(labels))
+    rows = []
+    gap_frames = min_gap * frames_per_second
+    for index in indices:
+        active = framewise[:, index] >= thresholds[index]
+        if not active.any():
+            continue
+        for start, end in _merge_runs(_active_runs(active), gap_frames):
+            onset, offset = start / frames_per_second, end / frames_per_second
+            if duration_s is not None:
+                offset = min(offset, duration_s)
+            if offset - onset + 1e-9 < min_duration:
+                continue
+            rows.append({"onset": onset, "offset": offset, "label": labels.names[index],
+                         "index": int(index), "score": float(framewise[start:end, index].max())})
+    table = pd.DataFrame(rows, columns=["onset", "offset", "label", "index", "score"])
+    return table.sort_values(["onset", "label"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Chunking
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where the windows of a file start, and how long each one is (in samples)."""
+
+    starts: tuple[int, ...]
+    length: int
+    num_samples: int
+
+
+def plan_chunks(num_samples: int, window: int, hop: int, align: int, min_samples: int) -> ChunkPlan:
+    """Window starts for a file of ``num_samples`` (see the module docstring for the rule).
+
+    ``window`` and ``hop`` are multiples of ``align`` (the STFT hop), so every window
+    starts on a frame boundary and framewise outputs can be stitched exactly.
+    """
+    if num_samples <= 0:
+        raise ValueError("cannot plan chunks for an empty signal")
+    if num_samples <= window:
+        return ChunkPlan(starts=(0,), length=max(num_samples, min_samples), num_samples=num_samples)
+    starts = list(range(0, num_samples - window + 1, hop))
+    if starts[-1] + window < num_samples:
+        last = -(-(num_samples - window) // align) * align  # ceil to a frame boundary
+        starts.append(last)
+    return ChunkPlan(starts=tuple(starts), length=window, num_samples=num_samples)
+
+
+def cut_chunks(waveform: np.ndarray, plan: ChunkPlan) -> list[np.ndarray]:
+    """The windows of ``plan``, each exactly ``plan.length`` samples (zero-padded at the end)."""
+    chunks = []
+    for start in plan.starts:
+        piece = waveform[start:start + plan.length]
+        if piece.shape[0] < plan.length:
+            piece = np.pad(piece, (0, plan.length - piece.shape[0]))
+        chunks.append(np.ascontiguousarray(piece, dtype=np.float32))
+    return chunks
+
+
+def stitch_framewise(chunk_frames: Sequence[np.ndarray], plan: ChunkPlan, hop_size: int) -> np.ndarray:
+    """Concatenate per-window framewise outputs into ``num_samples // hop_size + 1`` frames.
+
+    Window ``i`` supplies global frames ``[start_i, start_{i+1})`` (in frames); the
+    last window supplies everything from its start to the end of the file.
+    """
+    total = plan.num_samples // hop_size + 1
+    offsets = [s // hop_size for s in plan.starts] + [total]
+    pieces = []
+    for i, frames in enumerate(chunk_frames):
+        need = offsets[i + 1] - offsets[i]
+        if frames.shape[0] < need:
+            raise InferenceError(f"window {i} has {frames.shape[0]} frames, {need} needed")
+        pieces.append(frames[:need])
+    return np.concatenate(pieces, axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoint resolution
+# ---------------------------------------------------------------------------
+
+
+def _released_checkpoints() -> Mapping:
+    from . import checkpoints
+
+    return checkpoints.RELEASED_CHECKPOINTS
+
+
+def _entry_field(entry, name: str, default=None):
+    if isinstance(entry, Mapping):
+        return entry.get(name, default)
+    return getattr(entry, name, default)
+
+
+def released_model_name(name: str) -> str:
+    """Model class of a released checkpoint (registry entry's ``model``), else ``name``."""
+    entry = _released_checkpoints()[name]
+    return _entry_field(entry, "model", None) or _entry_field(entry, "model_name", None) or name
+
+
+def resolve_released_name(name: str) -> str | None:
+    """The ``RELEASED_CHECKPOINTS`` key for a checkpoint or model name, or ``None``.
+
+    Accepts the checkpoint key itself or a model name whose registry entry names a
+    released checkpoint (``model_info(name).checkpoint``).
+    """
+    released = _released_checkpoints()
+    if name in released:
+        return name
+    from .models import list_models, model_info
+
+    if name in list_models():
+        key = model_info(name).checkpoint
+        if key and key in released:
+            return key
+    return None
+
+
+def infer_model_name(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Model class a state_dict belongs to, via the checkpoints module (``None`` if unknown)."""
+    from . import checkpoints
+
+    for fname in ("infer_model_name", "infer_model", "guess_model_name", "identify_model"):
+        func = getattr(checkpoints, fname, None)
+        if callable(func):
+            try:
+                return func(state_dict)
+            except Exception:  # noqa: BLE001 - "unknown" is an answer, not a crash
+                return None
+    return None
+
+
+def read_state_dict(path: str) -> dict:
+    """``model`` state_dict of a checkpoint file (``{'model': ...}`` or a bare state_dict)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise InferenceError(f"{path}: cannot read checkpoint ({exc})") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        return dict(obj["model"])
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj)
+    raise InferenceError(f"{path}: not a PANNs checkpoint (no 'model' state_dict inside)")
+
+
+def _download_released(key: str, cache_dir, download: bool) -> str:
+    """Path of a released checkpoint in the cache, downloading it once when allowed."""
+    from . import checkpoints
+
+    cached = cached_checkpoint_path(key, cache_dir)
+    if cached is not None:
+        return cached
+    if not download:
+        raise InferenceError(
+            f"checkpoint {key!r} is not in the cache ({_cache_dir(cache_dir)}) and downloading is "
+            f"disabled; run `panns download {key}` on a machine with network access and copy the "
+            "cache folder, or pass a local checkpoint path"
+        )
+    try:
+        return os.fspath(checkpoints.download_checkpoint(key, cache_dir=cache_dir))
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
+        raise InferenceError(
+            f"checkpoint {key!r} is not in the cache ({_cache_dir(cache_dir)}) and could not be "
+            f"downloaded: {exc}. Check the network, set PANNS_CACHE / --cache-dir to a folder "
+            "holding the file, or pass a local checkpoint path."
+        ) from exc
+
+
+def _cache_dir(cache_dir) -> str:
+    if cache_dir is not None:
+        return os.fspath(cache_dir)
+    from .download import cache_dir as default_cache_dir
+
+    return os.fspath(default_cache_dir())
+
+
+def cached_checkpoint_path(key: str, cache_dir=None) -> str | None:
+    """Where a released checkpoint lies in the cache, if it is already there.
+
+    Presence is judged by the checkpoints module's own lookup when it has one;
+    ``download_checkpoint`` itself verifies the checksum of a cached file.
+    """
+    from . import checkpoints
+
+    for fname in ("cached_checkpoint", "cached_checkpoint_path", "checkpoint_path"):
+        func = getattr(checkpoints, fname, None)
+        if callable(func):
+            path = func(key, cache_dir=cache_dir)
+            return os.fspath(path) if path and os.path.isfile(path) else None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The model wrapper
+# ---------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def bf16_supported(device="cpu") -> bool:
+    """Whether bfloat16 autocast runs on this device (CPU: ops exist; speed needs AVX512-BF16/AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@dataclass
+class _Job:
+    """Book-keeping for one input while its windows are in flight."""
+
+    path: str
+    plan: ChunkPlan | None = None
+    outputs: list | None = None
+    failure: Failure | None = None
+    waveform: np.ndarray | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.failure is not None or all(o is not None for o in self.outputs)
+
+
+class Pretrained:
+    """A PANNs model ready for inference, with its front-end config and label names.
+
+    Build it with :meth:`load` (released checkpoint name or local file) or
+    :meth:`untrained` (random weights, for demos and tests). All methods accept file
+    paths, folders (their audio files), or 1-D numpy arrays already at
+    ``config.sample_rate``.
+    """
+
+    def __init__(self, model: torch.nn.Module, model_name: str, config: AudioConfig,
+                 labels: LabelSet, *, checkpoint: str | None = None, precision: str = "fp32",
+                 device="cpu", batch_size: int = 8, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+                 hop_seconds: float | None = None, min_seconds: float = DEFAULT_MIN_SECONDS):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16" and not bf16_supported(device):
+            raise InferenceError(f"bfloat16 autocast is not supported on device {device!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.model_name = model_name
+        self.config = config
+        self.labels = labels
+        self.checkpoint = checkpoint
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.set_chunking(chunk_seconds, hop_seconds, min_seconds)
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def load(cls, checkpoint: str, *, model: str | None = None, cache_dir=None, download: bool = True,
+             labels_path: str | None = None, allow_generic_labels: bool = False, **options) -> "Pretrained":
+        """Load a released checkpoint by name (cached, checksum-verified) or a local file.
+
+        ``checkpoint`` is a ``RELEASED_CHECKPOINTS`` key, a model name with a released
+        checkpoint (``"Cnn14"``), or a path. The model class comes from the registry
+        entry; for a local file it is ``model`` if given, else inferred from the
+        state_dict keys and shapes, else an error asking for ``model``. The front-end
+        config (rate, window, hop, mel bins) always comes from the model registry.
+        """
+        from .models import create_model, list_models, model_info
+
+        path, model_name = cls._resolve(checkpoint, model, cache_dir, download)
+        state = read_state_dict(path)
+        if model_name is None:
+            model_name = infer_model_name(state)
+            if model_name is None:
+                raise InferenceError(
+                    f"{path}: cannot tell which model this checkpoint belongs to; pass the model "
+                    f"name (--model / model=...), one of: {', '.join(list_models())}"
+                )
+        if model_name not in list_models():
+            raise InferenceError(f"unknown model {model_name!r}; known: {', '.join(list_models())}")
+        classes = cls._classes_in(state, path)
+        net = create_model(model_name, classes_num=classes)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise InferenceError(f"{path}: does not fit model {model_name}: {exc}") from None
+        labels = labels_for(classes, path=labels_path, allow_generic=allow_generic_labels)
+        return cls(net, model_name, model_info(model_name).config, labels, checkpoint=path, **options)
+
+    @staticmethod
+    def _resolve(checkpoint: str, model: str | None, cache_dir, download: bool) -> tuple[str, str | None]:
+        checkpoint = os.fspath(checkpoint)
+        if os.path.isfile(checkpoint):
+            return checkpoint, model
+        key = resolve_released_name(checkpoint)
+        if key is None:
+            known = ", ".join(sorted(_released_checkpoints()))
+            raise InferenceError(
+                f"{checkpoint!r} is neither an existing checkpoint file nor a released checkpoint "
+                f"name (known: {known})"
+            )
+        return _download_released(key, cache_dir, download), model or released_model_name(key)
+
+    @staticmethod
+    def _classes_in(state: Mapping[str, torch.Tensor], path: str) -> int:
+        """Output classes of a checkpoint (rows of its final linear layer)."""
+        for key in ("fc_audioset.weight", "fc_transfer.weight"):
+            if key in state:
+                classes = int(state[key].shape[0])
+                break
+        else:
+            raise InferenceError(f"{path}: no fc_audioset.weight in the checkpoint; cannot tell the class count")
+        if classes <= 0:
+            raise InferenceError(f"{path}: checkpoint has {classes} output classes")
+        return classes
+
+    @classmethod
+    def untrained(cls, model_name: str, *, seed: int = 0, classes_num: int | None = None,
+                  allow_generic_labels: bool = False, **options) -> "Pretrained":
+        """A randomly initialised model: its outputs are meaningless (demos and tests only)."""
+        from .models import create_model, model_info
+
+        torch.manual_seed(seed)
+        overrides = {} if classes_num is None else {"classes_num": classes_num}
+        net = create_model(model_name, **overrides)
+        classes = cls._classes_in(net.state_dict(), f"untrained {model_name}")
+        labels = labels_for(classes, allow_generic=allow_generic_labels)
+        return cls(net, model_name, model_info(model_name).config, labels, checkpoint=None, **options)
+
+    def set_chunking(self, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, hop_seconds: float | None = None,
+                     min_seconds: float = DEFAULT_MIN_SECONDS) -> None:
+        """Window length / hop in seconds, rounded to whole STFT hops (see module docstring)."""
+        hop_size, sr = self.config.hop_size, self.config.sample_rate
+        hop_seconds = chunk_seconds if hop_seconds is None else hop_seconds
+        if not 0 < hop_seconds <= chunk_seconds:
+            raise ValueError(f"need 0 < hop_seconds <= chunk_seconds, got {hop_seconds}, {chunk_seconds}")
+        self.window_samples = max(1, round(chunk_seconds * sr / hop_size)) * hop_size
+        self.hop_samples = max(1, round(hop_seconds * sr / hop_size)) * hop_size
+        model_min = int(getattr(self.model, "min_samples", 0) or 0)
+        self.min_samples = min(self.window_samples, max(int(round(min_seconds * sr)), model_min))
+        if model_min > self.window_samples:
+            raise ValueError(f"{self.model_name} needs windows of at least {model_min} samples")
+
+    # -- forward --------------------------------------------------------------
+
+    def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """One forward pass of a ``(batch, samples)`` float32 array; outputs as float32 numpy."""
+        x = torch.as_tensor(np.asarray(batch, dtype=np.float32), device=self.device)
+        with torch.inference_mode(), _autocast(self.device, self.precision):
+            out = self.model(x)
+        return {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+    def output_keys(self) -> set[str]:
+        """Output names of the model (one forward of a short silent clip, cached)."""
+        if not hasattr(self, "_output_keys"):
+            self._output_keys = set(self.forward(np.zeros((1, self.min_samples), np.float32)))
+        return self._output_keys
+
+    def _require(self, key: str, task: str) -> None:
+        if key not in self.output_keys():
+            hint = ("use a DecisionLevel model such as Cnn14_DecisionLevelMax"
+                    if key == "framewise_output" else "use a model that returns an embedding, e.g. Cnn14")
+            raise InferenceError(f"{self.model_name} has no {key!r} output, needed for {task}; {hint}")
+
+    # -- batch engine -----------------------------------------------------------
+
+    def _load_input(self, item, position: int) -> tuple[str, np.ndarray]:
+        if isinstance(item, np.ndarray):
+            wave = np.asarray(item, dtype=np.float32)
+            name = f"array_{position}"
+            if wave.ndim != 1 or wave.size == 0:
+                raise AudioReadError(name, f"an input array must be 1-D and non-empty, got shape {wave.shape}")
+            return name, wave
+        path = os.fspath(item)
+        return path, load_audio(path, self.config.sample_rate)
+
+    def run(self, inputs, *, keep_waveform: bool = False) -> Iterator[AudioResult | Failure]:
+        """Process inputs in order, yielding an :class:`AudioResult` or :class:`Failure` for each.
+
+        ``inputs``: one path/array or a sequence of them; folders expand to their audio
+        files. Windows of equal length from consecutive files are batched together;
+        at most ``4 * batch_size`` windows wait in memory (beyond that the bucket
+        holding the oldest window runs, even if not full).
+        """
+        items = self._as_items(inputs)
+        queue: list[_Job] = []
+        pending: dict[int, list[tuple[int, _Job, int, np.ndarray]]] = {}
+        sequence = 0
+        for position, item in enumerate(items):
+            job = _Job(path=item if isinstance(item, str) else f"array_{position}")
+            queue.append(job)
+            try:
+                job.path, wave = self._load_input(item, position)
+            except AudioReadError as exc:
+                job.failure = Failure(exc.path, exc.reason)
+            else:
+                job.plan = plan_chunks(wave.shape[0], self.window_samples, self.hop_samples,
+                                       self.config.hop_size, self.min_samples)
+                job.outputs = [None] * len(job.plan.starts)
+                job.waveform = wave if keep_waveform else None
+                bucket = pending.setdefault(job.plan.length, [])
+                for index, chunk in enumerate(cut_chunks(wave, job.plan)):
+                    bucket.append((sequence, job, index, chunk))
+                    sequence += 1
+                while len(bucket) >= self.batch_size:
+                    self._flush(bucket)
+                while sum(map(len, pending.values())) > 4 * self.batch_size:
+                    self._flush(min((b for b in pending.values() if b), key=lambda b: b[0][0]))
+            yield from self._pop_done(queue)
+        for bucket in sorted((b for b in pending.values() if b), key=lambda b: b[0][0]):
+            while bucket:
+                self._flush(bucket)
+        yield from self._pop_done(queue)
+
+    @staticmethod
+    def _as_items(inputs) -> list:
+        if isinstance(inputs, (str, os.PathLike, np.ndarray)):
+            inputs = [inputs]
+        items: list = []
+        for item in inputs:
+            if isinstance(item, np.ndarray):
+                items.append(item)
+            else:
+                items.extend(expand_inputs([item]))
+        return items
+
+    def _flush(self, bucket: list) -> None:
+        """Run up to ``batch_size`` windows from the front of a bucket and file their outputs."""
+        batch = bucket[: self.batch_size]
+        del bucket[: self.batch_size]
+        outputs = self.forward(np.stack([chunk for _, _, _, chunk in batch]))
+        for row, (_, job, index, _) in enumerate(batch):
+            job.outputs[index] = {k: v[row] for k, v in outputs.items()}
+
+    def _pop_done(self, queue: list[_Job]) -> Iterator[AudioResult | Failure]:
+        while queue and queue[0].done:
+            job = queue.pop(0)
+            yield job.failure if job.failure is not None else self._finish(job)
+
+    def _finish(self, job: _Job) -> AudioResult:
+        outs, plan = job.outputs, job.plan
+        result = AudioResult(
+            path=job.path, duration_s=plan.num_samples / self.config.sample_rate,
+            sample_rate=self.config.sample_rate, hop_size=self.config.hop_size, labels=self.labels,
+            chunk_starts_s=[s / self.config.sample_rate for s in plan.starts], waveform=job.waveform)
+        if "clipwise_output" in outs[0]:
+            result.chunk_clipwise = np.stack([o["clipwise_output"] for o in outs])
+            result.clipwise = result.chunk_clipwise.max(axis=0)
+        if "embedding" in outs[0]:
+            result.embedding = np.stack([o["embedding"] for o in outs]).mean(axis=0)
+        if "framewise_output" in outs[0]:
+            result.framewise = stitch_framewise([o["framewise_output"] for o in outs], plan,
+                                                self.config.hop_size)
+        return result
+
+    # -- tasks -------------------------------------------------------------------
+
+    def _collect(self, inputs, keep_waveform: bool = False) -> tuple[list[AudioResult], list[Failure]]:
+        results, failures = [], []
+        for item in self.run(inputs, keep_waveform=keep_waveform):
+            (failures if isinstance(item, Failure) else results).append(item)
+        self.last_failures = failures
+        return results, failures
+
+    def tag(self, inputs) -> list[AudioResult]:
+        """Clipwise probabilities (max over windows); skipped files are in ``last_failures``."""
+        self._require("clipwise_output", "tagging")
+        return self._collect(inputs)[0]
+
+    def embed(self, inputs) -> list[AudioResult]:
+        """Embeddings (mean over windows) and clipwise outputs; failures in ``last_failures``."""
+        self._require("embedding", "embeddings")
+        return self._collect(inputs)[0]
+
+    def sed(self, inputs, *, keep_waveform: bool = False) -> list[AudioResult]:
+        """Framewise probabilities (concatenated over windows); failures in ``last_failures``."""
+        self._require("framewise_output", "sound event detection")
+        return self._collect(inputs, keep_waveform=keep_waveform)[0]
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"{self.model_name} ({self.checkpoint or 'untrained, random weights'}), "
+                f"{c.sample_rate} Hz, window {c.window_size}, hop {c.hop_size}, {c.mel_bins} mels, "
+                f"{len(self.labels)} classes, {self.precision}, windows of "
+                f"{self.window_samples / c.sample_rate:g} s every {self.hop_samples / c.sample_rate:g} s")
+
+
+# ---------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------
+
+
+def save_embeddings(results: Sequence[AudioResult], path, *, model_name: str = "",
+                    checkpoint: str | None = None) -> list[str]:
+    """Write embeddings as ``.npy`` (matrix + ``<path>.names.txt``) or HDF5 (``.h5``/``.hdf5``).
+
+    HDF5 holds ``embedding`` (N, D) float32 and ``audio_name`` (N,) UTF-8 strings, with
+    model / checkpoint / aggregation attributes. Returns the files written.
+    """
+    path = os.fspath(path)
+    names = [r.path for r in results]
+    if not results:
+        raise ValueError("no embeddings to save (every input failed)")
+    matrix = np.stack([r.embedding for r in results]).astype(np.float32)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            f.create_dataset("embedding", data=matrix)
+            f.create_dataset("audio_name", data=np.array(names, dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+            f.attrs["model"] = model_name
+            f.attrs["checkpoint"] = checkpoint or "untrained"
+            f.attrs["aggregation"] = "mean over windows"
+        return [path]
+    if ext != ".npy":
+        raise ValueError(f"{path}: embeddings are saved as .npy or .h5/.hdf5")
+    np.save(path, matrix)
+    names_path = path[:-4] + ".names.txt"
+    with open(names_path, "w", encoding="utf-8") as f:
+        f.writelines(name + "\n" for name in names)
+    return [path, names_path]
+
+
+def load_embeddings(path) -> tuple[list[str], np.ndarray]:
+    """Read back what :func:`save_embeddings` wrote: ``(names, matrix)``."""
+    path = os.fspath(path)
+    if path.lower().endswith((".h5", ".hdf5")):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["audio_name"][()]]
+            return names, f["embedding"][()]
+    matrix = np.load(path, allow_pickle=False)
+    with open(path[:-4] + ".names.txt", encoding="utf-8") as f:
+        names = [line.rstrip("\n") for line in f]
+    return names, matrix
+
+
+# ---------------------------------------------------------------------------
+# Plot
+# ---------------------------------------------------------------------------
+
+
+def plot_sed(result: AudioResult, path=None, *, top_k: int = 10, waveform: np.ndarray | None = None,
+             title: str | None = None):
+    """The official README figure: log-magnitude spectrogram over the top-k classes' framewise curves.
+
+    The classes are the ``top_k`` with the highest framewise maximum. The STFT uses the
+    model's own window and hop so both panels share the frame axis. Saved to ``path``
+    (PNG) when given; returns the figure.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import librosa
+
+    wave = waveform if waveform is not None else result.waveform
+    if wave is None:
+        raise InferenceError(f"{result.path}: plot_sed needs the waveform (sed(..., keep_waveform=True))")
+    if result.framewise is None:
+        raise InferenceError(f"{result.path}: no framewise output to plot")
+    hop = result.hop_size
+    n_fft = 2 ** int(np.ceil(np.log2(3.2 * hop)))  # 1024 for hop 320, as the official figure
+    stft = np.abs(librosa.stft(y=np.asarray(wave, np.float32), n_fft=n_fft, hop_length=hop, center=True))
+    frames = result.framewise.shape[0]
+    order = np.argsort(-result.framewise.max(axis=0), kind="stable")[:top_k]
+    fig, axes = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
+    axes[0].matshow(np.log(stft + 1e-8), origin="lower", aspect="auto", cmap="jet")
+    axes[0].set_ylabel("Frequency bins")
+    axes[0].set_title(title or f"Log spectrogram: {os.path.basename(result.path)}")
+    axes[1].matshow(result.framewise[:, order].T, origin="upper", aspect="auto", cmap="jet", vmin=0, vmax=1)
+    fps = result.frames_per_second
+    ticks = np.linspace(0, frames - 1, num=min(11, frames)).round().astype(int)
+    axes[1].xaxis.set_ticks(ticks)
+    axes[1].xaxis.set_ticklabels([f"{t / fps:.1f}" for t in ticks])
+    axes[1].xaxis.set_ticks_position("bottom")
+    axes[1].yaxis.set_ticks(np.arange(len(order)))
+    axes[1].yaxis.set_ticklabels([result.labels.names[i] for i in order])
+    axes[1].yaxis.grid(color="k", linestyle="solid", linewidth=0.3, alpha=0.3)
+    axes[1].set_xlabel("Seconds")
+    axes[1].set_xlim(0, frames - 1)
+    fig.tight_layout()
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig

@@ -1,0 +1,123 @@
+"""The log-mel front end, input checks and mixup shared by every PANNs model.
+
+The released checkpoints store the front end as top-level modules of each model
+(``spectrogram_extractor``, ``logmel_extractor``, ``bn0``), so the front end is a
+mixin that registers those modules on the model itself instead of a nested
+module; a nested module would rename every key and break checkpoint loading.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torchlibrosa.augmentation import SpecAugmentation
+from torchlibrosa.stft import LogmelFilterBank, Spectrogram
+
+from panns_core.config import AudioConfig
+
+SPEC_AUG_TIME_DROP_WIDTH = 64
+"""SpecAugment time-stripe width of every official log-mel model."""
+SPEC_AUG_STRIPES = 2
+"""Number of time stripes and of frequency stripes dropped per clip."""
+DEFAULT_FREQ_DROP_WIDTH = 8
+"""Frequency-stripe width for 64 mel bins (Cnn14_mel32 uses 4, the 128-bin models 16)."""
+
+
+def do_mixup(x: torch.Tensor, mixup_lambda: torch.Tensor) -> torch.Tensor:
+    """Mix consecutive pairs: ``out[i] = lam[2i] * x[2i] + lam[2i+1] * x[2i+1]``.
+
+    This halves the batch, as the official ``pytorch_utils.do_mixup`` does; the
+    targets must be mixed with the same lambdas by the caller.
+    """
+    lam = mixup_lambda.to(dtype=x.dtype, device=x.device)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return x[0::2] * lam[0::2].reshape(shape) + x[1::2] * lam[1::2].reshape(shape)
+
+
+def check_mixup_lambda(mixup_lambda, batch_size: int) -> torch.Tensor:
+    """Validate the ``(2B,)`` pairwise lambdas against the input batch."""
+    lam = torch.as_tensor(mixup_lambda)
+    if lam.dim() != 1 or lam.shape[0] != batch_size:
+        raise ValueError(
+            f"mixup_lambda must have shape ({batch_size},) (one value per input clip), "
+            f"got {tuple(lam.shape)}"
+        )
+    if batch_size % 2:
+        raise ValueError(f"mixup mixes consecutive pairs and needs an even batch, got {batch_size} clips")
+    return lam
+
+
+def check_waveform(waveform: torch.Tensor, min_samples: int, model_name: str) -> None:
+    """Reject inputs the official code would crash on (or silently turn into NaN)."""
+    if not isinstance(waveform, torch.Tensor):
+        raise ValueError(f"{model_name}: waveform must be a torch.Tensor, got {type(waveform).__name__}")
+    if waveform.dim() != 2:
+        raise ValueError(
+            f"{model_name}: waveform must have shape (batch, samples), got {tuple(waveform.shape)}; "
+            "use waveform[None, :] for a single clip"
+        )
+    if waveform.shape[0] == 0 or waveform.shape[1] == 0:
+        raise ValueError(f"{model_name}: waveform is empty, shape {tuple(waveform.shape)}")
+    if not waveform.is_floating_point():
+        raise ValueError(f"{model_name}: waveform must be floating point in [-1, 1], got {waveform.dtype}")
+    if not torch.isfinite(waveform).all():
+        raise ValueError(f"{model_name}: waveform contains NaN or infinite values")
+    if waveform.shape[1] < min_samples:
+        raise ValueError(
+            f"{model_name}: {waveform.shape[1]} samples is shorter than the {min_samples} samples "
+            "its pooling stack needs; zero-pad the clip (AudioSet clips are 10 s)"
+        )
+
+
+class LogmelFrontEnd:
+    """Mixin adding the official STFT -> log-mel -> per-mel-bin BatchNorm -> SpecAugment chain.
+
+    ``_build_logmel`` must be called inside ``__init__`` at the point where the
+    official class creates these modules, so that ``state_dict()`` keeps the
+    official key order.
+    """
+
+    def _build_logmel(
+        self,
+        config: AudioConfig,
+        freq_drop_width: int = DEFAULT_FREQ_DROP_WIDTH,
+        spec_augment: bool = True,
+        freq_halvings: int = 0,
+    ) -> None:
+        if config.mel_bins < 2 ** freq_halvings:
+            raise ValueError(
+                f"{type(self).__name__} halves the mel axis {freq_halvings} times and needs "
+                f"mel_bins >= {2 ** freq_halvings}, got {config.mel_bins}"
+            )
+        self.spectrogram_extractor = Spectrogram(
+            n_fft=config.window_size, hop_length=config.hop_size, win_length=config.window_size,
+            window="hann", center=True, pad_mode="reflect", freeze_parameters=True,
+        )
+        self.logmel_extractor = LogmelFilterBank(
+            sr=config.sample_rate, n_fft=config.window_size, n_mels=config.mel_bins,
+            fmin=config.fmin, fmax=config.fmax, ref=1.0, amin=1e-10, top_db=None,
+            freeze_parameters=True,
+        )
+        self.spec_augmenter = (
+            SpecAugmentation(
+                time_drop_width=SPEC_AUG_TIME_DROP_WIDTH, time_stripes_num=SPEC_AUG_STRIPES,
+                freq_drop_width=freq_drop_width, freq_stripes_num=SPEC_AUG_STRIPES,
+            )
+            if spec_augment
+            else None
+        )
+        self.bn0 = nn.BatchNorm2d(config.mel_bins)
+
+    def _logmel(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> normalised, (in training) augmented log-mel ``(B, 1, frames, mel_bins)``."""
+        x = self.logmel_extractor(self.spectrogram_extractor(waveform))
+        # bn0 normalises each mel bin: move the mel axis to the channel axis and back.
+        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        if self.training and self.spec_augmenter is not None:
+            x = self.spec_augmenter(x)
+        return x
+
+    @staticmethod
+    def _min_samples_for_frames(frames: int, config: AudioConfig) -> int:
+        """Fewest samples giving ``frames`` centred STFT frames (reflect padding needs > n_fft/2)."""
+        return max((frames - 1) * config.hop_size, config.window_size // 2 + 1)

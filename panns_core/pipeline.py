@@ -1,0 +1,613 @@
+"""Papermill orchestration: one command reruns the study from a profile.
+
+``python -m panns_core.pipeline --profile smoke`` derives a list of stages from a
+profile (data, one training stage per run line, evaluation, table/figure
+notebooks, transfer, inference, manifest, report), executes each stage's
+notebook with papermill into ``runs/<profile>/notebooks/<NN>_<stage>.ipynb``
+(kept as the record) and writes ``runs/<profile>/stages/<stage>.json`` with the
+parameters, status, times and a fingerprint.
+
+Why fingerprints: a stage is skipped when its fingerprint (parameters, the
+notebook's code, the package version and the fingerprints of the stages it
+reads) equals the recorded one and its outputs exist; so editing one run line
+reruns that run and the tables, nothing else, and a run that failed half-way
+resumes at the failed stage. A failed stage does not stop independent stages
+(like ``make -k``): tables are still drawn from the runs that exist, and the
+manifest says what is missing and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Sequence
+
+import yaml
+
+from panns_core import __version__
+from panns_core.artefacts import ARTEFACT_IDS, ARTEFACT_OWNERS, build_manifest, write_json
+
+# ----------------------------------------------------------------------------
+# Profiles
+# ----------------------------------------------------------------------------
+
+DEFAULT_PROFILE = "smoke"
+PROFILE_PACKAGE = "panns_core.profiles"
+
+TRAIN_NOTEBOOK = "03_train_system"
+REPORT_NOTEBOOK = "19_build_report"
+
+#: Training-run groups: which ablation a run belongs to, and the artefacts drawn from it.
+RUN_GROUPS = {
+    "architectures": ("table_XI", "fig_4a", "fig_5"),
+    "balancing_augmentation": ("table_V", "fig_4b"),
+    "hop_size": ("table_VI",),
+    "embedding_size": ("table_VII", "fig_4c"),
+    "data_amount": ("table_VIII", "fig_4d"),
+    "sample_rate": ("table_IX", "fig_4e"),
+    "mel_bins": ("table_X", "fig_4f"),
+}
+
+REQUIRED_PROFILE_KEYS = ("name", "data_source", "data", "notebooks")
+DATA_SOURCES = ("generated", "audioset")
+
+
+class ProfileError(ValueError):
+    """A profile file is malformed (the message names the file and the key)."""
+
+
+class PipelineError(RuntimeError):
+    """A stage could not be set up (bad notebook, bad parameters)."""
+
+
+def profile_path(name_or_path: str) -> Path:
+    """``smoke`` -> the packaged ``profiles/smoke.yaml``; a path -> that file.
+
+    Anything that looks like a path (has a separator or a .yaml/.yml suffix) is
+    taken as the user's own copy, so a copied profile never shadows a packaged one
+    by accident.
+    """
+    text = os.fspath(name_or_path)
+    if os.sep in text or "/" in text or text.endswith((".yaml", ".yml")):
+        path = Path(text)
+        if not path.is_file():
+            raise ProfileError(f"{path}: profile file not found")
+        return path
+    packaged = Path(str(resources.files(PROFILE_PACKAGE).joinpath(f"{text}.yaml")))
+    if not packaged.is_file():
+        raise ProfileError(
+            f"unknown profile {text!r}: no {packaged}; packaged profiles: {', '.join(list_profiles())}"
+        )
+    return packaged
+
+
+def list_profiles() -> list[str]:
+    folder = resources.files(PROFILE_PACKAGE)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(name_or_path: str) -> dict:
+    """Read and validate a profile; returns a plain dict with ``_path`` added."""
+    path = profile_path(name_or_path)
+    try:
+        with open(path) as f:
+            profile = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(profile, dict):
+        raise ProfileError(f"{path}: a profile is a YAML mapping, got {type(profile).__name__}")
+    validate_profile(profile, path)
+    profile["_path"] = str(path)
+    return profile
+
+
+def validate_profile(profile: dict, path) -> None:
+    missing = [k for k in REQUIRED_PROFILE_KEYS if k not in profile]
+    if missing:
+        raise ProfileError(f"{path}: missing key(s) {missing}")
+    if profile["data_source"] not in DATA_SOURCES:
+        raise ProfileError(f"{path}: data_source must be one of {DATA_SOURCES}, got {profile['data_source']!r}")
+    if not isinstance(profile["data"], dict) or "root" not in profile["data"]:
+        raise ProfileError(f"{path}: data must be a mapping with a 'root' folder")
+    runs = profile.get("runs") or {}
+    if not isinstance(runs, dict):
+        raise ProfileError(f"{path}: runs must map run names to override mappings")
+    for name, spec in runs.items():
+        if not isinstance(spec, dict):
+            raise ProfileError(f"{path}: run {name!r} must be a mapping of TrainConfig overrides")
+        if not str(name).replace("_", "").replace("-", "").isalnum():
+            raise ProfileError(f"{path}: run name {name!r} may use letters, digits, '_' and '-' only")
+        for group in spec.get("groups", []) or []:
+            if group not in RUN_GROUPS:
+                raise ProfileError(
+                    f"{path}: run {name!r} names unknown group {group!r}; known: {', '.join(RUN_GROUPS)}")
+    for key in ("reference_run", "classwise_run"):
+        if profile.get(key) is not None and profile[key] not in runs:
+            raise ProfileError(f"{path}: {key} {profile[key]!r} is not one of the runs")
+    _notebook_items(profile, path)  # validates the list
+
+
+def _notebook_items(profile: dict, path) -> list[tuple[str, dict]]:
+    """The profile's ``notebooks`` list as (stem, extra parameters) pairs."""
+    items = []
+    for item in profile["notebooks"]:
+        if isinstance(item, str):
+            items.append((item, {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            stem, params = next(iter(item.items()))
+            if params is not None and not isinstance(params, dict):
+                raise ProfileError(f"{path}: parameters of notebook {stem!r} must be a mapping")
+            items.append((stem, dict(params or {})))
+        else:
+            raise ProfileError(f"{path}: each notebooks entry is a name or {{name: {{parameters}}}}, got {item!r}")
+    stems = [s for s, _ in items]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise ProfileError(f"{path}: notebook(s) listed twice: {dupes}")
+    return items
+
+
+# ----------------------------------------------------------------------------
+# Stages
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """One unit of work: a notebook execution (or the manifest/report step)."""
+
+    name: str
+    notebook: str | None  # notebook stem; None for the manifest step
+    parameters: dict
+    deps: list[str] = field(default_factory=list)        # must have completed
+    soft_deps: list[str] = field(default_factory=list)   # read if present (tables read the runs that exist)
+    outputs: list[str] = field(default_factory=list)     # paths (relative to root) that must exist
+    artefacts: list[str] = field(default_factory=list)   # ids this stage should produce
+
+    def output_notebook(self, run_root: str) -> str:
+        number = self.notebook.split("_", 1)[0] if self.notebook else "99"
+        return os.path.join(run_root, "notebooks", f"{number}_{self.name}.ipynb")
+
+
+def stage_name_for(stem: str) -> str:
+    """``10_tables_audioset`` -> ``tables_audioset`` (the stage name drops the number)."""
+    head, _, rest = stem.partition("_")
+    return rest if head.isdigit() and rest else stem
+
+
+def common_parameters(profile: dict) -> dict:
+    name = profile["name"]
+    return {
+        "profile": name,
+        "run_root": f"runs/{name}",
+        "figures_dir": f"figures/{name}",
+    }
+
+
+def _data_parameters(profile: dict) -> dict:
+    data = profile["data"]
+    return {"data_root": data["root"], "data_source": profile["data_source"]}
+
+
+def run_config(profile: dict, run_name: str) -> dict:
+    """TrainConfig fields of one run: the profile's ``train`` defaults + the run line."""
+    spec = dict(profile.get("runs", {})[run_name])
+    spec.pop("groups", None)
+    config = copy.deepcopy(profile.get("train") or {})
+    config.update(spec)
+    return config
+
+
+def derive_stages(profile: dict) -> list[Stage]:
+    """The ordered stage list of a profile.
+
+    ``03_train_system`` expands to one stage per run line (``train_<run>``), so
+    adding an ablation to a profile is one line and reruns only that run and the
+    tables that read it.
+    """
+    path = profile.get("_path", "<profile>")
+    common = common_parameters(profile)
+    data = _data_parameters(profile)
+    run_root = common["run_root"]
+    stages: list[Stage] = []
+    train_names: list[str] = []
+    data_stages: list[str] = []
+    for stem, extra in _notebook_items(profile, path):
+        name = stage_name_for(stem)
+        if stem == TRAIN_NOTEBOOK:
+            for run in profile.get("runs") or {}:
+                params = {**common, **data, "run_name": run, "config": run_config(profile, run), **extra}
+                stages.append(Stage(
+                    name=f"train_{run}", notebook=stem, parameters=params, deps=list(data_stages),
+                    outputs=[f"{run_root}/train/{run}/statistics.jsonl", f"{run_root}/train/{run}/config.json"],
+                ))
+                train_names.append(f"train_{run}")
+            continue
+        number = int(stem.split("_", 1)[0]) if stem.split("_", 1)[0].isdigit() else 99
+        params = dict(common)
+        deps, soft = [], []
+        if number == 1:
+            params.update(data, generate=_section(profile, "generate"), acquire=_section(profile, "acquire"))
+        elif number == 2:
+            params.update(data, pack=_section(profile, "pack"))
+            deps = list(data_stages)
+        elif number < 10:
+            params.update(data)
+            if number == 4:  # evaluate one trained system (default: the reference run)
+                params["run_name"] = extra.get("run_name", profile.get("reference_run"))
+                deps = list(data_stages) + ([f"train_{params['run_name']}"] if params["run_name"] else [])
+            elif number > 0:
+                deps = list(data_stages)
+        elif number < 20:  # tables and figures read whatever runs exist
+            soft = list(train_names) + [s.name for s in stages if s.notebook and s.notebook.startswith("04_")]
+        elif number == 21:  # transfer tables read what the transfer notebook wrote
+            soft = [s.name for s in stages if s.notebook and s.notebook.startswith("20_")]
+        params.update(extra)
+        stages.append(Stage(name=name, notebook=stem, parameters=params, deps=deps, soft_deps=soft,
+                            artefacts=[i for i, owner in ARTEFACT_OWNERS.items() if owner == stem]))
+        if number in (1, 2):
+            data_stages.append(name)
+    everything = [s.name for s in stages]
+    stages.append(Stage(name="manifest", notebook=None, parameters=dict(common), soft_deps=everything))
+    stages.append(Stage(name="build_report", notebook=REPORT_NOTEBOOK,
+                        parameters={**common, "data_source": profile["data_source"],
+                                    "label": profile.get("label", "")},
+                        soft_deps=everything + ["manifest"],
+                        outputs=[f"{run_root}/report.html"]))
+    names = [s.name for s in stages]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ProfileError(f"{path}: duplicate stage name(s) {dupes}")
+    return stages
+
+
+def _section(profile: dict, key: str) -> dict:
+    value = profile["data"].get(key) or {}
+    if not isinstance(value, dict):
+        raise ProfileError(f"{profile.get('_path')}: data.{key} must be a mapping")
+    return value
+
+
+# ----------------------------------------------------------------------------
+# Fingerprints and stage records
+# ----------------------------------------------------------------------------
+
+
+def notebook_code_hash(path: str) -> str:
+    """Hash of the cells' types and sources only: outputs and metadata never trigger a rerun."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        h.update(cell.cell_type.encode())
+        h.update(b"\0")
+        h.update(cell.source.encode())
+        h.update(b"\1")
+    return h.hexdigest()
+
+
+def fingerprint(stage: Stage, notebook_hash: str | None, inputs: dict) -> str:
+    payload = {
+        "stage": stage.name,
+        "notebook": stage.notebook,
+        "notebook_code": notebook_hash,
+        "parameters": stage.parameters,
+        "package_version": __version__,
+        "inputs": inputs,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stage_record_path(run_root: str, name: str) -> str:
+    return os.path.join(run_root, "stages", f"{name}.json")
+
+
+def read_stage_record(run_root: str, name: str) -> dict | None:
+    path = stage_record_path(run_root, name)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None  # a torn record means "not done": the stage reruns
+
+
+# ----------------------------------------------------------------------------
+# Execution
+# ----------------------------------------------------------------------------
+
+
+def default_notebooks_dir() -> Path:
+    """``notebooks/`` of the source tree this package was imported from."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: str) -> None:
+    """Run one notebook with papermill (module-level so tests can wrap it)."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        input_path, output_path, parameters=parameters, cwd=cwd, kernel_name="python3",
+        progress_bar=False, log_output=False, report_mode=False,
+    )
+
+
+def declared_parameters(notebook_path: str) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(notebook_path).keys())
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # completed | up_to_date | failed | skipped | unavailable
+    message: str = ""
+    duration_s: float = 0.0
+
+
+class Pipeline:
+    """Runs a profile's stages in order under ``root`` (the project folder)."""
+
+    def __init__(self, profile: dict, root: str = ".", notebooks_dir: str | os.PathLike | None = None,
+                 log: Callable[[str], None] = print):
+        self.profile = profile
+        self.root = os.path.abspath(root)
+        self.notebooks_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
+        self.stages = derive_stages(profile)
+        self.by_name = {s.name: s for s in self.stages}
+        common = common_parameters(profile)
+        self.run_root = os.path.join(self.root, common["run_root"])
+        self.figures_dir = os.path.join(self.root, common["figures_dir"])
+        self.log = log
+        self.fingerprints: dict[str, str] = {}
+        self.results: dict[str, StageResult] = {}
+
+    # -- helpers -------------------------------------------------------------
+    def notebook_path(self, stage: Stage) -> Path:
+        return self.notebooks_dir / f"{stage.notebook}.ipynb"
+
+    def _outputs_exist(self, stage: Stage) -> bool:
+        paths = [os.path.join(self.root, p) for p in stage.outputs]
+        if stage.notebook:
+            paths.append(stage.output_notebook(self.run_root))
+        return all(os.path.exists(p) for p in paths)
+
+    def _inputs(self, stage: Stage) -> dict:
+        """Fingerprints of the stages this one reads (absent ones count as 'absent')."""
+        out = {}
+        for dep in stage.deps + stage.soft_deps:
+            out[dep] = self.fingerprints.get(dep, "absent")
+        return out
+
+    def _write_record(self, stage: Stage, **fields) -> dict:
+        record = {
+            "stage": stage.name,
+            "notebook": stage.notebook,
+            "profile": self.profile["name"],
+            "parameters": stage.parameters,
+            "deps": stage.deps,
+            "soft_deps": stage.soft_deps,
+            "package_version": __version__,
+            **fields,
+        }
+        if stage.notebook:
+            record["output_notebook"] = os.path.relpath(stage.output_notebook(self.run_root), self.root)
+        write_json(record, stage_record_path(self.run_root, stage.name))
+        return record
+
+    def plan(self) -> list[dict]:
+        """What ``--list`` prints: stage, notebook, dependencies, recorded status."""
+        rows = []
+        for s in self.stages:
+            rec = read_stage_record(self.run_root, s.name) or {}
+            rows.append({"stage": s.name, "notebook": s.notebook or "-", "status": rec.get("status", "not run"),
+                         "deps": ",".join(s.deps) or "-"})
+        return rows
+
+    # -- running -------------------------------------------------------------
+    def select(self, only: Sequence[str] | None = None, start: str | None = None) -> list[str]:
+        names = [s.name for s in self.stages]
+        for n in list(only or []) + ([start] if start else []):
+            if n not in self.by_name:
+                raise PipelineError(f"unknown stage {n!r}; stages of profile {self.profile['name']!r}: {', '.join(names)}")
+        if only:
+            return [n for n in names if n in set(only)]
+        if start:
+            return names[names.index(start):]
+        return names
+
+    def run(self, force: bool = False, only: Sequence[str] | None = None, start: str | None = None) -> bool:
+        """Run the selected stages; returns True when none failed.
+
+        ``only``/``start`` force the stages they select (that is why one names
+        them); stages outside the selection keep their recorded fingerprints so
+        that later stages still see their inputs.
+        """
+        selected = set(self.select(only, start))
+        forced = force or bool(only) or bool(start)
+        os.makedirs(os.path.join(self.run_root, "notebooks"), exist_ok=True)
+        os.makedirs(os.path.join(self.run_root, "stages"), exist_ok=True)
+        write_json(self._profile_snapshot(), os.path.join(self.run_root, "profile.json"))
+        t_all = time.time()
+        for stage in self.stages:
+            if stage.name not in selected:
+                rec = read_stage_record(self.run_root, stage.name)
+                if rec and rec.get("status") == "completed":
+                    self.fingerprints[stage.name] = rec["fingerprint"]
+                continue
+            result = self._run_stage(stage, forced)
+            self.results[stage.name] = result
+            self.log(f"[{result.status:>11}] {stage.name}" + (f" ({result.duration_s:.1f} s)" if result.duration_s else "")
+                     + (f": {result.message}" if result.message else ""))
+        failed = [r for r in self.results.values() if r.status == "failed"]
+        self.log(f"pipeline {self.profile['name']}: {len(self.results)} stage(s) in {time.time() - t_all:.1f} s, "
+                 f"{len(failed)} failed" + (f" ({', '.join(r.name for r in failed)})" if failed else ""))
+        return not failed
+
+    def _profile_snapshot(self) -> dict:
+        snap = {k: v for k, v in self.profile.items() if not k.startswith("_")}
+        snap["profile_file"] = self.profile.get("_path")
+        snap["run_groups"] = {g: list(ids) for g, ids in RUN_GROUPS.items()}
+        return snap
+
+    def _run_stage(self, stage: Stage, forced: bool) -> StageResult:
+        failed_deps = [d for d in stage.deps if self.results.get(d) and self.results[d].status in ("failed", "skipped")]
+        missing_deps = [d for d in stage.deps if d not in self.fingerprints and d not in failed_deps]
+        if failed_deps or missing_deps:
+            why = f"dependency {', '.join(failed_deps + missing_deps)} did not complete"
+            self._write_record(stage, status="skipped", error=why, ended=_now())
+            return StageResult(stage.name, "skipped", why)
+        if stage.name == "manifest":
+            return self._run_manifest(stage)
+        nb_path = self.notebook_path(stage)
+        if not nb_path.is_file():
+            why = f"notebook {nb_path.name} is not built yet"
+            self._write_record(stage, status="unavailable", error=why, ended=_now())
+            return StageResult(stage.name, "unavailable", why)
+        fp = fingerprint(stage, notebook_code_hash(str(nb_path)), self._inputs(stage))
+        previous = read_stage_record(self.run_root, stage.name)
+        if (not forced and previous and previous.get("status") == "completed"
+                and previous.get("fingerprint") == fp and self._outputs_exist(stage)):
+            self.fingerprints[stage.name] = fp
+            return StageResult(stage.name, "up_to_date")
+        return self._execute(stage, nb_path, fp)
+
+    def _execute(self, stage: Stage, nb_path: Path, fp: str) -> StageResult:
+        started, t0 = _now(), time.time()
+        self._write_record(stage, status="running", fingerprint=fp, started=started)
+        try:
+            unknown = set(stage.parameters) - declared_parameters(str(nb_path))
+            if unknown:
+                raise PipelineError(
+                    f"{nb_path.name}: parameter(s) {sorted(unknown)} are not declared in its parameters cell "
+                    f"(check the profile {self.profile.get('_path')})")
+            out = stage.output_notebook(self.run_root)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            execute_notebook(str(nb_path), out, stage.parameters, cwd=self.root)
+            if stage.name == "build_report":
+                from panns_core.report import notebook_to_html
+
+                notebook_to_html(out, os.path.join(self.run_root, "report.html"))
+            missing = [p for p in stage.outputs if not os.path.exists(os.path.join(self.root, p))]
+            if missing:
+                raise PipelineError(f"{nb_path.name} finished but did not write {missing}")
+        except Exception as exc:  # noqa: BLE001 - recorded, reported, and the pipeline goes on
+            message = _short_error(exc)
+            self._write_record(stage, status="failed", fingerprint=fp, started=started, ended=_now(),
+                               duration_s=round(time.time() - t0, 2), error=message,
+                               traceback=traceback.format_exc(limit=5))
+            return StageResult(stage.name, "failed", message, time.time() - t0)
+        duration = time.time() - t0
+        self._write_record(stage, status="completed", fingerprint=fp, started=started, ended=_now(),
+                           duration_s=round(duration, 2))
+        self.fingerprints[stage.name] = fp
+        return StageResult(stage.name, "completed", "", duration)
+
+    def missing_reasons(self) -> dict[str, str]:
+        """Why each artefact of a stage that did not complete is missing."""
+        reasons = {}
+        owner_stage = {}
+        for s in self.stages:
+            for a in s.artefacts:
+                owner_stage[a] = s
+        for artefact_id in ARTEFACT_IDS:
+            stage = owner_stage.get(artefact_id)
+            if stage is None:
+                reasons[artefact_id] = (f"notebook {ARTEFACT_OWNERS[artefact_id]} is not part of profile "
+                                        f"{self.profile['name']!r}")
+                continue
+            rec = read_stage_record(self.run_root, stage.name) or {}
+            status = rec.get("status", "not run")
+            if status != "completed":
+                detail = f": {rec['error']}" if rec.get("error") else ""
+                reasons[artefact_id] = f"stage {stage.name} {status}{detail}"
+        return reasons
+
+    def _run_manifest(self, stage: Stage) -> StageResult:
+        t0 = time.time()
+        extra = {
+            "data_source": self.profile["data_source"],
+            "label": self.profile.get("label", ""),
+            "profile_file": self.profile.get("_path"),
+            "stages": {s.name: (read_stage_record(self.run_root, s.name) or {}).get("status", "not run")
+                       for s in self.stages if s.name not in ("manifest", "build_report")},
+        }
+        manifest = build_manifest(self.figures_dir, self.profile["name"], missing_reasons=self.missing_reasons(),
+                                  root=self.root, extra=extra)
+        write_json(manifest, os.path.join(self.run_root, "manifest.json"))
+        fp = hashlib.sha256(json.dumps(manifest["artefacts"], sort_keys=True, default=str).encode()).hexdigest()
+        self.fingerprints[stage.name] = fp
+        self._write_record(stage, status="completed", fingerprint=fp, ended=_now(),
+                           duration_s=round(time.time() - t0, 2),
+                           produced=len(manifest["artefacts"]), missing=len(manifest["missing"]))
+        return StageResult(stage.name, "completed",
+                           f"{len(manifest['artefacts'])} artefacts, {len(manifest['missing'])} missing",
+                           time.time() - t0)
+
+
+def _short_error(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    if ename:  # papermill's PapermillExecutionError
+        return f"{ename}: {getattr(exc, 'evalue', '')}"[:2000]
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+
+def run_pipeline(profile: str = DEFAULT_PROFILE, *, root: str = ".", force: bool = False,
+                 only: Sequence[str] | None = None, start: str | None = None,
+                 notebooks_dir: str | None = None, log: Callable[[str], None] = print) -> bool:
+    pipeline = Pipeline(load_profile(profile), root=root, notebooks_dir=notebooks_dir, log=log)
+    return pipeline.run(force=force, only=only, start=start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m panns_core.pipeline",
+        description="Rerun the PANNs study: execute the notebooks of a profile with papermill.")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help=f"packaged profile name ({', '.join(list_profiles())}) or a path to a YAML copy")
+    parser.add_argument("--root", default=".", help="project folder for runs/ and figures/ (default: .)")
+    parser.add_argument("--notebooks-dir", default=None, help="notebook folder (default: the source tree's notebooks/)")
+    parser.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    parser.add_argument("--only", action="append", metavar="STAGE", help="run only this stage (repeatable)")
+    parser.add_argument("--from", dest="start", metavar="STAGE", help="rerun from this stage onwards")
+    parser.add_argument("--list", action="store_true", help="list the stages and their recorded status, run nothing")
+    args = parser.parse_args(argv)
+    try:
+        pipeline = Pipeline(load_profile(args.profile), root=args.root, notebooks_dir=args.notebooks_dir)
+        if args.list:
+            for row in pipeline.plan():
+                print(f"{row['stage']:<32} {row['notebook']:<34} {row['status']:<12} deps: {row['deps']}")
+            return 0
+        ok = pipeline.run(force=args.force, only=args.only, start=args.start)
+    except (ProfileError, PipelineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

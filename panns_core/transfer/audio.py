@@ -1,0 +1,116 @@
+"""Decode each clip once to 32 kHz mono, and cut it the way the paper trains and tests.
+
+:class:`ClipAudio` decodes every clip of a :class:`TransferData` with
+:func:`panns_core.audio_io.load_audio` (stereo averaged, band-limited
+resampling), reports unreadable files (GTZAN's ``jazz.00054.wav``) and returns
+the dataset without them. Waveforms live in memory, or as int16 ``.npy`` files
+under ``cache_dir`` for datasets too large for memory (DCASE 2019: ~13k clips of
+10 s).
+
+Clip geometry (:func:`clip_segments`): a task either pads/cuts every clip to
+``clip_seconds`` (one segment per clip), or (``segment_seconds`` set, DCASE 2018
+Task 2) cuts it into consecutive segments whose predictions are averaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import numpy as np
+
+from panns_core.audio_io import AudioReadError, load_audio
+from panns_core.transfer.base import TARGET_SAMPLE_RATE, TransferData
+
+log = logging.getLogger(__name__)
+
+
+def fixed_length(x: np.ndarray, samples: int) -> np.ndarray:
+    """Zero-pad at the end or cut to ``samples`` (the official ``pad_or_truncate``)."""
+    if len(x) >= samples:
+        return x[:samples]
+    return np.concatenate([x, np.zeros(samples - len(x), dtype=x.dtype)])
+
+
+def split_segments(x: np.ndarray, samples: int) -> np.ndarray:
+    """Consecutive ``samples``-long segments ``(n, samples)``; the last is zero-padded; at least one."""
+    n = max(1, int(np.ceil(len(x) / samples)))
+    return fixed_length(x, n * samples).reshape(n, samples)
+
+
+def random_crop(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``samples``-long window of ``x`` (zero-padded when ``x`` is shorter): 4-s training segments."""
+    if len(x) <= samples:
+        return fixed_length(x, samples)
+    start = int(rng.integers(0, len(x) - samples + 1))
+    return x[start:start + samples]
+
+
+def clip_segments(x: np.ndarray, sample_rate: int, clip_seconds: float,
+                  segment_seconds: float | None) -> np.ndarray:
+    """The segments a clip is evaluated on: ``(1, clip)`` or ``(n, segment)``."""
+    if segment_seconds is None:
+        return fixed_length(x, int(round(clip_seconds * sample_rate)))[None]
+    return split_segments(x[:int(round(clip_seconds * sample_rate))], int(round(segment_seconds * sample_rate)))
+
+
+class ClipAudio:
+    """32-kHz mono waveforms of clips, decoded once (in memory or as int16 ``.npy`` in ``cache_dir``)."""
+
+    def __init__(self, sample_rate: int = TARGET_SAMPLE_RATE, cache_dir: str | None = None):
+        self.sample_rate = int(sample_rate)
+        self.cache_dir = cache_dir
+        self._memory: dict[str, object] = {}  # clip_id -> waveform, or path of its .npy
+
+    def _disk_path(self, path: str) -> str:
+        st = os.stat(path)
+        key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{self.sample_rate}".encode())
+        return os.path.join(self.cache_dir, key.hexdigest() + ".npy")
+
+    def _decode(self, path: str, limit: int | None):
+        """The waveform (memory mode) or the path of its int16 ``.npy`` (disk mode, read lazily)."""
+        if self.cache_dir is None:
+            x = load_audio(path, self.sample_rate)
+            return x if limit is None else x[:limit].copy()
+        cached = self._disk_path(path)
+        if not os.path.exists(cached):
+            x = load_audio(path, self.sample_rate)
+            os.makedirs(self.cache_dir, exist_ok=True)
+            tmp = cached + ".tmp.npy"
+            np.save(tmp, (np.clip(x, -1, 1) * 32767.0).astype(np.int16))
+            os.replace(tmp, cached)
+        return cached
+
+    def load(self, data: TransferData, max_seconds: float | None = None) -> TransferData:
+        """Decode every clip of ``data``; unreadable files are logged, recorded in ``skipped`` and dropped.
+
+        ``max_seconds`` keeps only the first seconds of each clip in memory
+        (everything after ``clip_seconds`` is never used).
+        """
+        bad = []
+        limit = None if max_seconds is None else int(round(max_seconds * self.sample_rate))
+        for clip in data.clips:
+            if clip.clip_id in self._memory:
+                continue
+            try:
+                self._memory[clip.clip_id] = self._decode(clip.path, limit)
+            except AudioReadError as err:
+                log.warning("skipping unreadable clip %s", err)
+                bad.append((clip.path, f"unreadable audio: {err.reason}"))
+        return data.without(bad)
+
+    def __getitem__(self, clip_id: str) -> np.ndarray:
+        try:
+            x = self._memory[clip_id]
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} was not loaded (call ClipAudio.load(data) first)") from None
+        if isinstance(x, str):
+            return np.load(x, mmap_mode="r").astype(np.float32) / 32767.0
+        return x
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self._memory
+
+    def __len__(self) -> int:
+        return len(self._memory)
