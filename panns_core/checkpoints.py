@@ -23,6 +23,7 @@ and which registered model has that layout, instead of dumping shapes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -108,11 +109,39 @@ _RELEASED = [
      "c8281ca2b9967244b91d557aa941e8ca"),  # third-party
 ]
 
-RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = {
-    filename: ReleasedCheckpoint(filename, zenodo_url(filename), model_name, None, md5)
+class _FileNameRegistry(dict):
+    """A dict of file names that also answers lookups differing only in case.
+
+    Zenodo spells one file ``CNN14_emb128_...`` and the others ``Cnn14_...``;
+    code that writes the name either way still finds the entry.
+    """
+
+    def _real_key(self, key):
+        if isinstance(key, str) and not dict.__contains__(self, key):
+            for k in self:
+                if k.lower() == key.lower():
+                    return k
+        return key
+
+    def __missing__(self, key):
+        real = self._real_key(key)
+        if real is not key and dict.__contains__(self, real):
+            return dict.__getitem__(self, real)
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, self._real_key(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = _FileNameRegistry(
+    (filename, ReleasedCheckpoint(filename, zenodo_url(filename), model_name, None, md5))
     for filename, model_name, md5 in _RELEASED
-}
-"""File name -> :class:`ReleasedCheckpoint` for every file of Zenodo record 3987831."""
+)
+"""File name -> :class:`ReleasedCheckpoint` for every file of Zenodo record 3987831
+(lookups ignore case)."""
 
 
 def released_checkpoint(name: str) -> ReleasedCheckpoint:
@@ -123,9 +152,8 @@ def released_checkpoint(name: str) -> ReleasedCheckpoint:
     """
     if name in RELEASED_CHECKPOINTS:
         return RELEASED_CHECKPOINTS[name]
-    lowered = name.lower()
     for ckpt in RELEASED_CHECKPOINTS.values():
-        if ckpt.filename.lower() == lowered or ckpt.model_name.lower() == lowered:
+        if ckpt.model_name.lower() == name.lower():
             return ckpt
     known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
     raise KeyError(f"no released checkpoint named {name!r}; known models: {known}")
@@ -159,8 +187,10 @@ def load_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLik
     path = Path(name_or_path).expanduser()
     if path.is_file():
         state, _ = read_checkpoint(path)
+        if model_name is None and path.name in RELEASED_CHECKPOINTS:
+            model_name = RELEASED_CHECKPOINTS[path.name].model_name
         if model_name is None:
-            matches = _registered_matches(state, path.name)
+            matches = _registered_matches(state, path.name, first_only=True)
             if not matches:
                 raise CheckpointError(
                     f"{path}: no registered model has this checkpoint's layout; "
@@ -178,41 +208,43 @@ def load_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLik
 
 # --------------------------------------------------------------------------- reading
 
-# numpy globals needed to rebuild plain arrays and scalars (the official
-# 'sampler' entry holds index arrays); none of them can run arbitrary code.
-_NUMPY_SAFE = re.compile(
-    r"^numpy\.(_core|core)\.multiarray\.(_reconstruct|scalar)$|^numpy\.(ndarray|dtype)$"
-    r"|^numpy\.dtypes\.\w+DType$"
-)
+def _numpy_allow_list() -> list:
+    """numpy globals needed to rebuild plain arrays and scalars, under both module names.
 
+    The official ``'sampler'`` entry holds index arrays. Files written with
+    numpy 1.x name ``numpy.core.multiarray``, numpy 2 names ``numpy._core``;
+    array and dtype reconstructors cannot run arbitrary code, so they are the
+    only globals admitted beyond torch's own weights-only set.
+    """
+    import importlib
 
-def _resolve_global(name: str):
-    module, _, attr = name.rpartition(".")
-    if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        return getattr(np.core.multiarray if hasattr(np, "core") else np._core.multiarray, attr)
-    obj = __import__(module, fromlist=[attr])
-    return getattr(obj, attr)
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core")
+                                         else "numpy.core.multiarray")
+    allowed: list = [np.ndarray, np.dtype]
+    for fn in ("_reconstruct", "scalar"):
+        obj = getattr(multiarray, fn)
+        allowed += [(obj, f"numpy.core.multiarray.{fn}"), (obj, f"numpy._core.multiarray.{fn}")]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        for name in dir(dtypes):
+            if name.endswith("DType") and name != "ObjectDType":
+                allowed.append((getattr(dtypes, name), f"numpy.dtypes.{name}"))
+    return allowed
 
 
 def _torch_load(path: Path):
-    """``torch.load(weights_only=True)``; numpy arrays admitted through an allow-list."""
+    """``torch.load(weights_only=True)`` with numpy arrays admitted through an allow-list."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as first:
-        try:
-            wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # not a zip checkpoint; nothing more to try
-            raise CheckpointError(f"{path}: cannot be read with weights_only=True: {first}") from first
-        unsafe = [g for g in wanted if not _NUMPY_SAFE.match(g)]
-        if unsafe:
-            raise CheckpointError(
-                f"{path}: refusing to load; it needs the Python objects {unsafe}, which a "
-                "weights-only load does not allow (they could run code). Re-save the weights "
-                "as a plain state_dict from a trusted environment."
-            ) from first
-        allowed = [_resolve_global(g) for g in wanted]
-        with torch.serialization.safe_globals(allowed):
+        with torch.serialization.safe_globals(_numpy_allow_list()):
             return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.findall(r"GLOBAL ([\w.]+)", str(err))
+        what = f"the Python object {found[0]}" if found else "Python objects"
+        raise CheckpointError(
+            f"{path}: refusing to load: the file needs {what}, which a weights-only load "
+            "does not allow (unpickling it could run code). "
+            "Re-save the weights as a plain state_dict in a trusted environment."
+        ) from err
 
 
 def _is_state_dict(obj) -> bool:
@@ -332,6 +364,28 @@ def infer_config(state: Mapping) -> dict:
 
 
 _LAYOUT_CACHE: dict[str, dict[str, tuple]] = {}
+_INIT_FUNCTIONS = ("uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                   "kaiming_normal_", "constant_", "zeros_", "ones_", "trunc_normal_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def skip_weight_init():
+    """Make ``torch.nn.init`` a no-op while a model is built only for its shapes.
+
+    Random initialisation dominates the construction time of the large models
+    (about 10x); the layout (keys and shapes) and the operation counts do not
+    depend on it. Weights built inside are uninitialised: never train or
+    publish such a model. The functions are restored on exit, also after an
+    exception.
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
 
 
 def _registered_layout(name: str) -> dict[str, tuple]:
@@ -339,37 +393,62 @@ def _registered_layout(name: str) -> dict[str, tuple]:
     if name not in _LAYOUT_CACHE:
         from panns_core.models import create_model
 
-        model = create_model(name)
+        with skip_weight_init():
+            model = create_model(name)
         _LAYOUT_CACHE[name] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return _LAYOUT_CACHE[name]
 
 
-def _registered_matches(state: Mapping, hint: str = "") -> list[str]:
+def _plausible(name: str, cfg: Mapping) -> bool:
+    """Cheap pre-filter from registry metadata: front end and embedding size must agree."""
+    from panns_core.models import model_info
+
+    info = model_info(name)
+    for field in ("sample_rate", "window_size", "mel_bins", "fmin", "fmax"):
+        if field in cfg and getattr(info.config, field) != cfg[field]:
+            return False
+    emb = getattr(info, "embedding_size", None)
+    return not ("embedding_size" in cfg and emb and emb != cfg["embedding_size"])
+
+
+def _registered_matches(state: Mapping, hint: str = "", cfg: Mapping | None = None,
+                        first_only: bool = False, prefer: str = "") -> list[str]:
     """Registered models whose keys and shapes (heads excepted) equal the checkpoint's.
 
-    The head's class count may differ (a fine-tuned model), so the head rows
-    are left out of the comparison. Names that prefix ``hint`` (the file name)
-    come first, so ``Cnn14_16k_mAP=0.438.pth`` prefers ``Cnn14_16k``.
+    The head's class count may differ (a fine-tuned model), so head rows are
+    not compared. Candidates are pre-filtered with the configuration read off
+    the weights, so only a few models are built. Names that prefix ``hint``
+    (the file name) come first, so ``Cnn14_16k_mAP=0.438.pth`` prefers
+    ``Cnn14_16k``.
     """
     try:
         from panns_core.models import list_models
     except ImportError:
         return []
+    cfg = infer_config(state) if cfg is None else cfg
     ours = {k: tuple(v.shape) for k, v in state.items()}
     skip = {k for k in ours if k.split(".")[0] in ("fc_audioset", "fc_transfer")
             or k.startswith("att_block.")}
-    matches = []
-    for name in list_models():
-        try:
-            layout = _registered_layout(name)
-        except Exception:
-            continue
-        if set(layout) != set(ours):
-            continue
-        if all(layout[k] == ours[k] for k in ours if k not in skip):
-            matches.append(name)
     hint = hint.lower()
-    matches.sort(key=lambda n: (not hint.startswith(n.lower() + "_"), -len(n)))
+
+    def preference(name: str):
+        if hint.startswith(name.lower() + "_"):
+            return (0, -len(name))  # longest file-name prefix: Cnn14_16k before Cnn14
+        return (1 if name == prefer else 2, len(name))  # then the model asked for, then base names
+
+    names = sorted(list_models(), key=preference)
+    matches = []
+    for name in names:
+        try:
+            if not _plausible(name, cfg):
+                continue
+            layout = _registered_layout(name)
+        except Exception:  # a model that cannot be built is simply not a candidate
+            continue
+        if set(layout) == set(ours) and all(layout[k] == ours[k] for k in ours if k not in skip):
+            matches.append(name)
+            if first_only:
+                break
     return matches
 
 
@@ -391,7 +470,7 @@ def _model_config(model: torch.nn.Module) -> dict:
 
 
 def mismatch_message(model: torch.nn.Module, state: Mapping, path: str | os.PathLike) -> str:
-    """Explain why ``state`` does not fit ``model`` and what would fit it."""
+    """Explain why ``state`` does not fit ``model`` and which configuration would fit it."""
     model_state = model.state_dict()
     missing = [k for k in model_state if k not in state]
     unexpected = [k for k in state if k not in model_state]
@@ -400,24 +479,27 @@ def mismatch_message(model: torch.nn.Module, state: Mapping, path: str | os.Path
     have_cfg = _model_config(model)
     cls = type(model).__name__
     lines = [f"checkpoint {path} does not fit {cls}({_describe(have_cfg) or '...'})."]
-    differ = [k for k in ckpt_cfg if k in have_cfg and ckpt_cfg[k] != have_cfg[k]]
+    differ = [k for k in ckpt_cfg if k in have_cfg and k != "hop_size" and ckpt_cfg[k] != have_cfg[k]]
     if differ:
-        lines.append("It was trained with " + ", ".join(
+        lines.append("Its weights were trained with " + ", ".join(
             f"{k}={ckpt_cfg[k]} (model has {have_cfg[k]})" for k in differ) + ".")
-    if ckpt_cfg:
-        lines.append(f"Configuration read from the weights: {_describe(ckpt_cfg)}.")
-    matches = _registered_matches(state, Path(str(path)).name)
+    if missing or unexpected:
+        lines.append(f"Its layers differ ({len(missing)} of the model's tensors are missing, "
+                     f"{len(unexpected)} are extra, e.g. {(unexpected or missing)[0]!r}): "
+                     "it comes from another architecture.")
+    matches = _registered_matches(state, Path(str(path)).name, ckpt_cfg, prefer=cls)
     if matches:
-        lines.append(f"Registered model(s) with this layout: {', '.join(matches)}; "
-                     f"e.g. create_model({matches[0]!r}"
-                     + (f", classes_num={ckpt_cfg['classes_num']}" if ckpt_cfg.get("classes_num")
-                        and ckpt_cfg.get("classes_num") != _registered_classes(matches[0]) else "")
-                     + ").")
-    elif missing or unexpected:
-        lines.append(f"The layers differ: {len(missing)} of the model's keys are missing from the "
-                     f"checkpoint (e.g. {missing[:2]}) and {len(unexpected)} are extra "
-                     f"(e.g. {unexpected[:2]}); it is probably another architecture.")
-    if not matches and not differ and wrong:
+        extra = ""
+        if ckpt_cfg.get("classes_num") and ckpt_cfg["classes_num"] != _registered_classes(matches[0]):
+            extra = f", classes_num={ckpt_cfg['classes_num']}"
+        others = f" (same layout: {', '.join(matches[1:])})" if len(matches) > 1 else ""
+        lines.append(f"It fits the registered model {matches[0]}: "
+                     f"create_model({matches[0]!r}{extra}){others}.")
+    elif ckpt_cfg:
+        note = (" (hop_size is the paper's value for that sample rate; the stride is not stored "
+                "in the weights)" if "hop_size" in ckpt_cfg else "")
+        lines.append(f"A model that fits needs {_describe(ckpt_cfg)}{note}.")
+    if not differ and not missing and not unexpected and wrong:
         k = wrong[0]
         lines.append(f"{len(wrong)} tensors differ in shape, e.g. {k}: checkpoint "
                      f"{tuple(state[k].shape)} vs model {tuple(model_state[k].shape)}.")

@@ -47,14 +47,14 @@ def autocast_context(device: torch.device, precision: str):
 
 
 def ids_sha256(audio_names) -> str:
-    """sha256 of the sorted clip names, one per line: identifies *which* clips were scored."""
-    try:  # the data side owns the canonical definition once it exists
-        from panns_core.data.pack import eval_set_sha256  # type: ignore
+    """sha256 of the newline-joined sorted clip names: identifies *which* clips were scored.
 
-        return eval_set_sha256(list(audio_names))
-    except (ImportError, TypeError):
-        text = "\n".join(sorted(str(n) for n in audio_names))
-        return hashlib.sha256(text.encode()).hexdigest()
+    Same definition as :func:`panns_core.data.pack.eval_set_sha256` (which reads
+    an index file); here it applies to the clips actually scored (after
+    ``max_clips``), straight from the names.
+    """
+    text = "\n".join(sorted(str(n) for n in audio_names))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_table(index, max_clips: Optional[int] = None):
@@ -189,8 +189,8 @@ def _saved_model_spec(path: str) -> dict:
     """Model name and constructor overrides stored in one of our training checkpoints, if any."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     config = state.get("config") if isinstance(state, dict) else None
-    if not isinstance(config, dict):
-        return {}
+    if not (isinstance(config, dict) and "model" in config and "batch_size" in config):
+        return {}  # not written by panns_core.train (released or save_checkpoint format)
     from panns_core.train import TrainConfig
 
     return TrainConfig.from_dict(config).model_spec()

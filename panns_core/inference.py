@@ -36,8 +36,9 @@ to the user):
 * **Bad files**: a file that cannot be decoded becomes a :class:`Failure`
   (file + reason) and the others are still processed.
 * **Speed**: eval mode under ``torch.inference_mode()``; ``precision="bf16"`` runs
-  the forward under CPU/GPU autocast to bfloat16 (see ``benchmarks/`` for the
-  speed and the accuracy cost).
+  the forward under CPU/GPU autocast to bfloat16, with the STFT/log-mel front end
+  kept in float32 (see ``benchmarks/bench_inference_bf16.py`` for the speed and
+  the accuracy cost).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import numpy as np
 import torch
 
 from .audio_io import AudioReadError, expand_inputs, load_audio
-from .config import AudioConfig
+from .config import CLASSES_NUM, AudioConfig
 from .labels import LabelSet, labels_for
 
 DEFAULT_CHUNK_SECONDS = 10.0
@@ -301,90 +302,25 @@ def stitch_framewise(chunk_frames: Sequence[np.ndarray], plan: ChunkPlan, hop_si
 # ---------------------------------------------------------------------------
 
 
-def _released_checkpoints() -> Mapping:
-    from . import checkpoints
+def released_entry(name: str):
+    """The ``RELEASED_CHECKPOINTS`` entry for a file or model name (any case), or ``None``."""
+    from .checkpoints import released_checkpoint
 
-    return checkpoints.RELEASED_CHECKPOINTS
-
-
-def _entry_field(entry, name: str, default=None):
-    if isinstance(entry, Mapping):
-        return entry.get(name, default)
-    return getattr(entry, name, default)
-
-
-def released_model_name(name: str) -> str:
-    """Model class of a released checkpoint (registry entry's ``model``), else ``name``."""
-    entry = _released_checkpoints()[name]
-    return _entry_field(entry, "model", None) or _entry_field(entry, "model_name", None) or name
-
-
-def resolve_released_name(name: str) -> str | None:
-    """The ``RELEASED_CHECKPOINTS`` key for a checkpoint or model name, or ``None``.
-
-    Accepts the checkpoint key itself or a model name whose registry entry names a
-    released checkpoint (``model_info(name).checkpoint``).
-    """
-    released = _released_checkpoints()
-    if name in released:
-        return name
-    from .models import list_models, model_info
-
-    if name in list_models():
-        key = model_info(name).checkpoint
-        if key and key in released:
-            return key
-    return None
-
-
-def infer_model_name(state_dict: Mapping[str, torch.Tensor]) -> str | None:
-    """Model class a state_dict belongs to, via the checkpoints module (``None`` if unknown)."""
-    from . import checkpoints
-
-    for fname in ("infer_model_name", "infer_model", "guess_model_name", "identify_model"):
-        func = getattr(checkpoints, fname, None)
-        if callable(func):
-            try:
-                return func(state_dict)
-            except Exception:  # noqa: BLE001 - "unknown" is an answer, not a crash
-                return None
-    return None
-
-
-def read_state_dict(path: str) -> dict:
-    """``model`` state_dict of a checkpoint file (``{'model': ...}`` or a bare state_dict)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise InferenceError(f"{path}: cannot read checkpoint ({exc})") from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
-        return dict(obj["model"])
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return dict(obj)
-    raise InferenceError(f"{path}: not a PANNs checkpoint (no 'model' state_dict inside)")
+        return released_checkpoint(name)
+    except KeyError:
+        return None
 
 
-def _download_released(key: str, cache_dir, download: bool) -> str:
-    """Path of a released checkpoint in the cache, downloading it once when allowed."""
+def infer_model_name(state: Mapping[str, torch.Tensor], filename: str = "") -> str | None:
+    """Registered model whose layout fits a state_dict (the checkpoints module decides)."""
     from . import checkpoints
 
-    cached = cached_checkpoint_path(key, cache_dir)
-    if cached is not None:
-        return cached
-    if not download:
-        raise InferenceError(
-            f"checkpoint {key!r} is not in the cache ({_cache_dir(cache_dir)}) and downloading is "
-            f"disabled; run `panns download {key}` on a machine with network access and copy the "
-            "cache folder, or pass a local checkpoint path"
-        )
-    try:
-        return os.fspath(checkpoints.download_checkpoint(key, cache_dir=cache_dir))
-    except Exception as exc:  # noqa: BLE001 - network errors come in many types
-        raise InferenceError(
-            f"checkpoint {key!r} is not in the cache ({_cache_dir(cache_dir)}) and could not be "
-            f"downloaded: {exc}. Check the network, set PANNS_CACHE / --cache-dir to a folder "
-            "holding the file, or pass a local checkpoint path."
-        ) from exc
+    func = getattr(checkpoints, "infer_model_name", None)
+    if callable(func):
+        return func(state)
+    matches = checkpoints._registered_matches(state, filename)
+    return matches[0] if matches else None
 
 
 def _cache_dir(cache_dir) -> str:
@@ -395,20 +331,33 @@ def _cache_dir(cache_dir) -> str:
     return os.fspath(default_cache_dir())
 
 
-def cached_checkpoint_path(key: str, cache_dir=None) -> str | None:
-    """Where a released checkpoint lies in the cache, if it is already there.
+def fetch_released(name: str, cache_dir=None, *, download: bool = True, progress: bool = True) -> str:
+    """Path of a released checkpoint, downloaded once into the cache and checksum-verified.
 
-    Presence is judged by the checkpoints module's own lookup when it has one;
-    ``download_checkpoint`` itself verifies the checksum of a cached file.
+    A file already in the cache is verified and used without any network access.
+    When it is missing and cannot be fetched (offline, or ``download=False``) the
+    error says where it was looked for and how to provide it.
     """
-    from . import checkpoints
+    from .checkpoints import download_checkpoint
 
-    for fname in ("cached_checkpoint", "cached_checkpoint_path", "checkpoint_path"):
-        func = getattr(checkpoints, fname, None)
-        if callable(func):
-            path = func(key, cache_dir=cache_dir)
-            return os.fspath(path) if path and os.path.isfile(path) else None
-    return None
+    entry = released_entry(name)
+    if entry is None:
+        raise InferenceError(f"no released checkpoint named {name!r}")
+    target = os.path.join(_cache_dir(cache_dir), entry.filename)
+    if not download:
+        if not os.path.isfile(target):
+            raise InferenceError(
+                f"checkpoint {entry.filename} is not in the cache ({target}) and downloading is "
+                f"disabled; run `panns download {entry.model_name}` where there is network access "
+                "and copy the file there, or pass a local checkpoint path")
+    try:
+        return os.fspath(download_checkpoint(entry.filename, cache_dir=cache_dir, progress=progress))
+    except Exception as exc:  # noqa: BLE001 - network and checksum errors come in many types
+        raise InferenceError(
+            f"checkpoint {entry.filename} is not in the cache ({target}) and could not be "
+            f"downloaded from {entry.url}: {exc}. Check the network, point PANNS_CACHE / "
+            "--cache-dir at a folder holding the file, or pass a local checkpoint path."
+        ) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -420,6 +369,40 @@ def _autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+FRONT_END_MODULES = ("spectrogram_extractor", "logmel_extractor")
+"""Submodules kept in float32 under bf16 autocast: the STFT-as-convolution and the log.
+
+A power spectrum computed by a bfloat16 convolution (8-bit mantissa) and then taken to
+dB loses most of its low-level detail; measured on CNN10 this alone moved clipwise
+outputs by up to 0.16, against < 0.01 with the front end in float32 (see
+``benchmarks/bench_inference_bf16.py`` and docs/inference.md).
+"""
+
+
+def keep_front_end_fp32(model: torch.nn.Module) -> torch.nn.Module:
+    """Make the log-mel front end of ``model`` run in float32 even inside an autocast region.
+
+    Wraps the instance's ``forward`` of the modules in :data:`FRONT_END_MODULES` (no
+    parameters or state_dict keys change; outside autocast the wrapper does nothing).
+    """
+    for name in FRONT_END_MODULES:
+        module = getattr(model, name, None)
+        if module is None or getattr(module, "_panns_fp32", False):
+            continue
+        original = module.forward
+
+        def forward(*args, _original=original, **kwargs):
+            if not torch.is_autocast_enabled("cpu") and not torch.is_autocast_enabled("cuda"):
+                return _original(*args, **kwargs)
+            with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+                args = [a.float() if torch.is_tensor(a) else a for a in args]
+                return _original(*args, **kwargs)
+
+        module.forward = forward
+        module._panns_fp32 = True
+    return model
 
 
 def bf16_supported(device="cpu") -> bool:
@@ -471,6 +454,8 @@ class Pretrained:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if precision == "bf16":
+            keep_front_end_fp32(self.model)
         self.model_name = model_name
         self.config = config
         self.labels = labels
@@ -483,63 +468,60 @@ class Pretrained:
 
     @classmethod
     def load(cls, checkpoint: str, *, model: str | None = None, cache_dir=None, download: bool = True,
-             labels_path: str | None = None, allow_generic_labels: bool = False, **options) -> "Pretrained":
+             labels_path: str | None = None, allow_generic_labels: bool = False,
+             progress: bool = True, **options) -> "Pretrained":
         """Load a released checkpoint by name (cached, checksum-verified) or a local file.
 
-        ``checkpoint`` is a ``RELEASED_CHECKPOINTS`` key, a model name with a released
-        checkpoint (``"Cnn14"``), or a path. The model class comes from the registry
-        entry; for a local file it is ``model`` if given, else inferred from the
-        state_dict keys and shapes, else an error asking for ``model``. The front-end
-        config (rate, window, hop, mel bins) always comes from the model registry.
+        ``checkpoint`` is a released file name (``"Cnn14_mAP=0.431.pth"``), a model name
+        with a released checkpoint (``"Cnn14"``), or a path to a local file. The model
+        class comes from the registry entry; for a local file it is ``model`` if given,
+        else inferred from the state_dict layout, else an error asking for ``model``.
+        The front end (rate, window, hop, mel bins) always comes from the model registry,
+        so a 16 kHz checkpoint gets 16 kHz input. The class count is read off the weights.
         """
+        from .checkpoints import infer_config, mismatch_message, read_checkpoint
         from .models import create_model, list_models, model_info
 
-        path, model_name = cls._resolve(checkpoint, model, cache_dir, download)
-        state = read_state_dict(path)
+        path, model_name = cls._resolve(checkpoint, model, cache_dir, download, progress)
+        try:
+            state, _ = read_checkpoint(path)
+        except Exception as exc:  # noqa: BLE001
+            raise InferenceError(str(exc)) from None
         if model_name is None:
-            model_name = infer_model_name(state)
+            model_name = infer_model_name(state, os.path.basename(path))
             if model_name is None:
                 raise InferenceError(
                     f"{path}: cannot tell which model this checkpoint belongs to; pass the model "
-                    f"name (--model / model=...), one of: {', '.join(list_models())}"
-                )
+                    f"name (--model / model=...), one of: {', '.join(list_models())}")
         if model_name not in list_models():
             raise InferenceError(f"unknown model {model_name!r}; known: {', '.join(list_models())}")
-        classes = cls._classes_in(state, path)
+        classes = infer_config(state).get("classes_num")
+        if not classes:
+            raise InferenceError(f"{path}: cannot read the number of output classes from the weights")
         net = create_model(model_name, classes_num=classes)
         try:
             net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise InferenceError(f"{path}: does not fit model {model_name}: {exc}") from None
+        except RuntimeError:
+            raise InferenceError(mismatch_message(net, state, path)) from None
         labels = labels_for(classes, path=labels_path, allow_generic=allow_generic_labels)
         return cls(net, model_name, model_info(model_name).config, labels, checkpoint=path, **options)
 
     @staticmethod
-    def _resolve(checkpoint: str, model: str | None, cache_dir, download: bool) -> tuple[str, str | None]:
+    def _resolve(checkpoint, model: str | None, cache_dir, download: bool,
+                 progress: bool) -> tuple[str, str | None]:
         checkpoint = os.fspath(checkpoint)
         if os.path.isfile(checkpoint):
             return checkpoint, model
-        key = resolve_released_name(checkpoint)
-        if key is None:
-            known = ", ".join(sorted(_released_checkpoints()))
+        entry = released_entry(checkpoint)
+        if entry is None:
+            from .checkpoints import RELEASED_CHECKPOINTS
+
+            known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
             raise InferenceError(
                 f"{checkpoint!r} is neither an existing checkpoint file nor a released checkpoint "
-                f"name (known: {known})"
-            )
-        return _download_released(key, cache_dir, download), model or released_model_name(key)
-
-    @staticmethod
-    def _classes_in(state: Mapping[str, torch.Tensor], path: str) -> int:
-        """Output classes of a checkpoint (rows of its final linear layer)."""
-        for key in ("fc_audioset.weight", "fc_transfer.weight"):
-            if key in state:
-                classes = int(state[key].shape[0])
-                break
-        else:
-            raise InferenceError(f"{path}: no fc_audioset.weight in the checkpoint; cannot tell the class count")
-        if classes <= 0:
-            raise InferenceError(f"{path}: checkpoint has {classes} output classes")
-        return classes
+                f"(released: {known})")
+        path = fetch_released(entry.filename, cache_dir, download=download, progress=progress)
+        return path, model or entry.model_name
 
     @classmethod
     def untrained(cls, model_name: str, *, seed: int = 0, classes_num: int | None = None,
@@ -550,7 +532,7 @@ class Pretrained:
         torch.manual_seed(seed)
         overrides = {} if classes_num is None else {"classes_num": classes_num}
         net = create_model(model_name, **overrides)
-        classes = cls._classes_in(net.state_dict(), f"untrained {model_name}")
+        classes = int(getattr(net, "classes_num", classes_num or CLASSES_NUM))
         labels = labels_for(classes, allow_generic=allow_generic_labels)
         return cls(net, model_name, model_info(model_name).config, labels, checkpoint=None, **options)
 
@@ -717,33 +699,32 @@ class Pretrained:
 # ---------------------------------------------------------------------------
 
 
-def save_embeddings(results: Sequence[AudioResult], path, *, model_name: str = "",
-                    checkpoint: str | None = None) -> list[str]:
-    """Write embeddings as ``.npy`` (matrix + ``<path>.names.txt``) or HDF5 (``.h5``/``.hdf5``).
+def save_vectors(names: Sequence[str], matrix: np.ndarray, path, *, dataset: str = "embedding",
+                 attrs: Mapping | None = None) -> list[str]:
+    """Write one vector per input as ``.npy`` (+ ``<stem>.names.txt``) or HDF5 (``.h5``/``.hdf5``).
 
-    HDF5 holds ``embedding`` (N, D) float32 and ``audio_name`` (N,) UTF-8 strings, with
-    model / checkpoint / aggregation attributes. Returns the files written.
+    HDF5 holds ``<dataset>`` (N, D) float32 and ``audio_name`` (N,) UTF-8 strings, plus
+    ``attrs``. The ``.npy`` form keeps the names in a text file next to it, one per
+    line, in row order. Returns the files written.
     """
     path = os.fspath(path)
-    names = [r.path for r in results]
-    if not results:
-        raise ValueError("no embeddings to save (every input failed)")
-    matrix = np.stack([r.embedding for r in results]).astype(np.float32)
+    if len(names) == 0:
+        raise ValueError(f"{path}: nothing to save (every input failed)")
+    matrix = np.asarray(matrix, dtype=np.float32)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".h5", ".hdf5"):
         import h5py
 
         with h5py.File(path, "w") as f:
-            f.create_dataset("embedding", data=matrix)
-            f.create_dataset("audio_name", data=np.array(names, dtype=object),
+            f.create_dataset(dataset, data=matrix)
+            f.create_dataset("audio_name", data=np.array(list(names), dtype=object),
                              dtype=h5py.string_dtype("utf-8"))
-            f.attrs["model"] = model_name
-            f.attrs["checkpoint"] = checkpoint or "untrained"
-            f.attrs["aggregation"] = "mean over windows"
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
         return [path]
     if ext != ".npy":
-        raise ValueError(f"{path}: embeddings are saved as .npy or .h5/.hdf5")
+        raise ValueError(f"{path}: vectors are saved as .npy or .h5/.hdf5")
     np.save(path, matrix)
     names_path = path[:-4] + ".names.txt"
     with open(names_path, "w", encoding="utf-8") as f:
@@ -751,19 +732,49 @@ def save_embeddings(results: Sequence[AudioResult], path, *, model_name: str = "
     return [path, names_path]
 
 
-def load_embeddings(path) -> tuple[list[str], np.ndarray]:
-    """Read back what :func:`save_embeddings` wrote: ``(names, matrix)``."""
+def save_embeddings(results: Sequence[AudioResult], path, *, model_name: str = "",
+                    checkpoint: str | None = None) -> list[str]:
+    """Embeddings (mean over windows) of ``results``; see :func:`save_vectors` for the layout."""
+    attrs = {"model": model_name, "checkpoint": checkpoint or "untrained (random weights)",
+             "aggregation": "mean over windows"}
+    return save_vectors([r.path for r in results], [r.embedding for r in results], path,
+                        dataset="embedding", attrs=attrs)
+
+
+def save_probabilities(results: Sequence[AudioResult], path, *, model_name: str = "",
+                       checkpoint: str | None = None) -> list[str]:
+    """All clipwise probabilities (max over windows); HDF5 also stores the label names."""
+    attrs = {"model": model_name, "checkpoint": checkpoint or "untrained (random weights)",
+             "aggregation": "max over windows"}
+    written = save_vectors([r.path for r in results], [r.clipwise for r in results], path,
+                           dataset="clipwise_output", attrs=attrs)
+    if path.lower().endswith((".h5", ".hdf5")) and results:
+        import h5py
+
+        with h5py.File(path, "a") as f:
+            f.create_dataset("labels", data=np.array(results[0].labels.names, dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+    return written
+
+
+def load_vectors(path, dataset: str = "embedding") -> tuple[list[str], np.ndarray]:
+    """Read back what :func:`save_vectors` wrote: ``(names, matrix)``."""
     path = os.fspath(path)
     if path.lower().endswith((".h5", ".hdf5")):
         import h5py
 
         with h5py.File(path, "r") as f:
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["audio_name"][()]]
-            return names, f["embedding"][()]
+            return names, f[dataset][()]
     matrix = np.load(path, allow_pickle=False)
     with open(path[:-4] + ".names.txt", encoding="utf-8") as f:
         names = [line.rstrip("\n") for line in f]
     return names, matrix
+
+
+def load_embeddings(path) -> tuple[list[str], np.ndarray]:
+    """``(names, matrix)`` from a file written by :func:`save_embeddings`."""
+    return load_vectors(path, "embedding")
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""CPU inference speed of PANNs: plain eager vs our default path vs bfloat16 autocast.
+
+For each model (default Cnn14, Cnn10, MobileNetV1) and 10-s clips at 32 kHz:
+
+* ``eager``: ``model.eval()`` + ``torch.no_grad()`` + ``model(x)``, the official way;
+* ``default``: :meth:`panns_core.inference.Pretrained.forward` (``inference_mode``,
+  fp32): the path ``panns tag`` uses; it must be no slower than ``eager``;
+* ``bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` with the
+  STFT/log-mel front end kept in float32 (``--precision bf16``), with its accuracy
+  cost: the largest absolute difference of the clipwise output against fp32 over
+  the benchmark clips (also reported for autocasting the whole model, front end
+  included, to show why the front end stays in float32).
+
+Weights: a released checkpoint from the cache when ``--checkpoint-dir`` holds it
+(never downloaded here), else random weights with BatchNorm statistics calibrated
+on a few synthetic batches and the output layer rescaled to a trained model's
+logit spread. Random weights with the default running statistics make most models
+output a near-constant 0.5 (MobileNetV1 exactly), which would hide any bf16 error;
+calibration gives activations and outputs a realistic scale. The
+inputs are synthetic (tones, chirps, noise bursts) because no audio is bundled.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_inference_bf16.py                # all three models
+    .venv/bin/python benchmarks/bench_inference_bf16.py --models Cnn10 --repeats 2 --batch-size 1
+
+Results: a markdown table on stdout and JSON in ``runs/benchmarks/inference_bf16.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from panns_core.config import CLIP_SECONDS
+from panns_core.inference import Pretrained, bf16_supported
+from panns_core.labels import labels_for
+from panns_core.models import create_model, model_info
+
+DEFAULT_MODELS = ("Cnn14", "Cnn10", "MobileNetV1")
+
+
+def synthetic_clips(n: int, sample_rate: int, seconds: float = CLIP_SECONDS, seed: int = 0) -> np.ndarray:
+    """``n`` varied clips: a chirp, harmonic tones, noise bursts, at random levels."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    clips = []
+    for _ in range(n):
+        f0 = rng.uniform(100, 2000)
+        x = 0.3 * np.sin(2 * np.pi * (f0 + rng.uniform(50, 500) * t) * t)
+        x += sum(0.1 / k * np.sin(2 * np.pi * k * rng.uniform(80, 400) * t) for k in range(1, 4))
+        env = (np.sin(2 * np.pi * rng.uniform(0.2, 2) * t) > 0).astype(float)
+        x += 0.2 * env * rng.standard_normal(t.size)
+        clips.append(rng.uniform(0.1, 0.9) * x / np.abs(x).max())
+    return np.stack(clips).astype(np.float32)
+
+
+def calibrate_batchnorm(model: torch.nn.Module, clips: np.ndarray, batches: int = 2) -> None:
+    """Set BatchNorm running statistics from synthetic batches (cumulative average)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for chunk in np.array_split(clips, batches):
+            model(torch.from_numpy(chunk))
+    model.eval()
+
+
+def calibrate_head(model: torch.nn.Module, clips: np.ndarray, mean: float = -4.0, std: float = 2.0) -> None:
+    """Rescale the random ``fc_audioset`` so its logits have a trained model's overall spread.
+
+    Calibrated random trunks give logits of arbitrary scale; saturated sigmoids
+    (outputs of exactly 0 or 1) would make any precision look exact or hopeless.
+    One affine map for all classes (logits over all clips and classes get mean
+    ``mean`` and std ``std``: mostly small probabilities, a few large) fixes the
+    scale without amplifying the differences between clips class by class.
+    """
+    head = getattr(model, "fc_audioset", None)
+    if head is None:
+        return
+    captured = []
+    handle = head.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    with torch.no_grad():
+        model(torch.from_numpy(clips))
+    handle.remove()
+    logits = torch.cat(captured)
+    mu, sigma = logits.mean(), logits.std().clamp_min(1e-6)
+    with torch.no_grad():
+        head.weight.mul_(std / sigma)
+        head.bias.copy_((head.bias - mu) * std / sigma + mean)
+
+
+def build(name: str, checkpoint_dir: str | None, calib: np.ndarray) -> tuple[torch.nn.Module, str]:
+    """The model with released weights if cached, else calibrated random weights."""
+    info = model_info(name)
+    if checkpoint_dir and info.checkpoint:
+        from panns_core.checkpoints import load_checkpoint, released_checkpoint
+
+        path = os.path.join(checkpoint_dir, released_checkpoint(name).filename)
+        if os.path.isfile(path):
+            model = create_model(name)
+            load_checkpoint(model, path)
+            return model.eval(), f"released ({os.path.basename(path)})"
+    torch.manual_seed(0)
+    model = create_model(name)
+    calibrate_batchnorm(model, calib)
+    calibrate_head(model, calib)
+    return model, "random weights; BatchNorm and output scale calibrated on synthetic audio"
+
+
+def time_call(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
+    model, weights = build(name, args.checkpoint_dir, calib)
+    info = model_info(name)
+    x = torch.from_numpy(clips[: args.batch_size])
+    labels = labels_for(527)
+    default = Pretrained(model, name, info.config, labels, precision="fp32")
+    row = {"model": name, "weights": weights, "batch_size": args.batch_size, "clip_seconds": CLIP_SECONDS}
+
+    def eager():
+        with torch.no_grad():
+            return model(x)
+
+    row["eager_s"] = time_call(eager, args.repeats)
+    row["default_s"] = time_call(lambda: default.forward(x.numpy()), args.repeats)
+    # accuracy over all benchmark clips, not only the timed batch
+    batches = np.array_split(clips, max(1, len(clips) // args.batch_size))
+    ref = np.concatenate([default.forward(c)["clipwise_output"] for c in batches])
+    row["fp32_clipwise_std_over_classes"] = float(ref.std(axis=1).mean())
+    if bf16_supported():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            whole = np.concatenate([model(torch.from_numpy(c))["clipwise_output"].float().numpy()
+                                    for c in batches])
+        row["bf16_whole_model_max_abs_diff"] = float(np.abs(whole - ref).max())
+        fast = Pretrained(model, name, info.config, labels, precision="bf16")
+        row["bf16_s"] = time_call(lambda: fast.forward(x.numpy()), args.repeats)
+        out = np.concatenate([fast.forward(c)["clipwise_output"] for c in batches])
+        row["bf16_max_abs_diff"] = float(np.abs(out - ref).max())
+        row["bf16_mean_abs_diff"] = float(np.abs(out - ref).mean())
+        top_ref, top_fast = np.argsort(-ref, 1)[:, :10], np.argsort(-out, 1)[:, :10]
+        row["bf16_top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10
+                                                   for a, b in zip(top_ref, top_fast)]))
+    for key in ("eager", "default", "bf16"):
+        if f"{key}_s" in row:
+            row[f"{key}_clips_per_s"] = args.batch_size / row[f"{key}_s"]
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clips", type=int, default=8, help="clips for the accuracy comparison")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--checkpoint-dir", default=None, help="folder with released .pth files")
+    parser.add_argument("--out", default="runs/benchmarks/inference_bf16.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clips = synthetic_clips(max(args.clips, args.batch_size), 32000, seed=0)
+    calib = synthetic_clips(16, 32000, seed=1)
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor()
+           or platform.machine(), "bf16_autocast": bf16_supported(),
+           "load_average_start": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        env["cpu_bf16_instructions"] = [x for x in ("avx512_bf16", "amx_bf16") if x in flags]
+        env["cpu_model"] = next((l.split(":", 1)[1].strip() for l in flags.splitlines()
+                                 if l.startswith("model name")), "")
+    except OSError:
+        pass
+    rows = []
+    for name in args.models:
+        print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
+        rows.append(bench_model(name, args, clips, calib))
+    env["load_average_end"] = os.getloadavg()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"environment": env, "results": rows}, f, indent=2)
+    print(f"torch {env['torch']}, {env['threads']} thread(s), {env.get('cpu_model', '')}, "
+          f"bf16 instructions: {env.get('cpu_bf16_instructions')}, batch {args.batch_size} x 10-s clips, "
+          f"load average {env['load_average_start'][0]:.1f} -> {env['load_average_end'][0]:.1f}")
+    print("| model | eager fp32 clips/s | default fp32 clips/s | bf16 clips/s | bf16 max abs diff "
+          "| bf16 top-10 overlap | whole-model bf16 max abs diff |")
+    print("|---|---|---|---|---|---|---|")
+    nan = float("nan")
+    for r in rows:
+        print(f"| {r['model']} | {r['eager_clips_per_s']:.2f} | {r['default_clips_per_s']:.2f} | "
+              f"{r.get('bf16_clips_per_s', nan):.2f} | {r.get('bf16_max_abs_diff', nan):.4f} | "
+              f"{r.get('bf16_top10_overlap', nan):.2f} | {r.get('bf16_whole_model_max_abs_diff', nan):.4f} |")
+    print("weights: " + "; ".join(f"{r['model']}: {r['weights']}" for r in rows))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""``panns``: tag, embed and detect sound events with released PANNs checkpoints.
+
+::
+
+    panns tag dog.wav                                   # top-10 AudioSet labels (Cnn14)
+    panns sed street.flac --events events.csv --plot-dir plots/
+    panns embed clips/ --output embeddings.h5
+    panns models                                        # registry + released checkpoints
+    panns download Cnn14                                # fetch once into the cache
+
+Exit status: 0 when at least one input was processed (skipped files are listed on
+stderr as ``skipped <file>: <reason>`` and optionally in ``--failures``), 1 when no
+input succeeded, 2 for usage errors or a model/checkpoint that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+DEFAULT_CHECKPOINTS = {"tag": "Cnn14", "embed": "Cnn14", "sed": "Cnn14_DecisionLevelMax"}
+
+EXIT_OK, EXIT_NOTHING_SUCCEEDED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as ``panns: error: ...`` with exit status 2."""
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("-c", "--checkpoint", default=None,
+                   help=f"released checkpoint (model or file name) or local .pth path "
+                        f"(default: {DEFAULT_CHECKPOINTS[task]})")
+    g.add_argument("--model", default=None,
+                   help="model class of a local checkpoint when it cannot be inferred")
+    g.add_argument("--untrained", metavar="MODEL", default=None,
+                   help="use MODEL with random weights instead of a checkpoint (outputs are "
+                        "meaningless; for trying the tool and for tests)")
+    g.add_argument("--cache-dir", default=None,
+                   help="checkpoint cache (default: $PANNS_CACHE or ~/.cache/panns)")
+    g.add_argument("--offline", action="store_true",
+                   help="never download: use the cached checkpoint or fail with a message")
+    g.add_argument("--labels", default=None, help="class_labels_indices.csv for a non-AudioSet head")
+    g.add_argument("--generic-labels", action="store_true",
+                   help="name classes class_<i> when the model does not have 527 outputs")
+    r = p.add_argument_group("processing")
+    r.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    r.add_argument("--chunk-seconds", type=float, default=10.0,
+                   help="window length for long files (default 10 s, the AudioSet clip length)")
+    r.add_argument("--hop-seconds", type=float, default=None,
+                   help="window hop (default: the window length, no overlap)")
+    r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16 = bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX; small "
+                        "accuracy cost, see docs/inference.md)")
+    r.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--failures", default=None, help="write skipped files and reasons to this CSV")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress or result printing")
+    p.add_argument("inputs", nargs="+", help="audio files or folders (any format ffmpeg/libsndfile reads)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panns", description="Audio tagging, embeddings and sound event detection with PANNs.",
+        epilog="Exit status: 0 if at least one input succeeded, 1 if none did, 2 on usage errors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tag", help="top-k AudioSet labels per file")
+    _common_model_options(p, "tag")
+    p.add_argument("-k", "--top-k", type=int, default=10, help="labels per file (default 10)")
+    p.add_argument("-o", "--output", default=None, help="CSV: file, rank, label, mid, index, score")
+    p.add_argument("--probabilities", default=None,
+                   help="also save all clipwise probabilities (.npy + .names.txt, or .h5)")
+
+    p = sub.add_parser("embed", help="embedding vector per file (mean over 10-s windows)")
+    _common_model_options(p, "embed")
+    p.add_argument("-o", "--output", required=True, help="output .npy (plus .names.txt) or .h5")
+
+    p = sub.add_parser("sed", help="framewise sound event detection (DecisionLevel models)")
+    _common_model_options(p, "sed")
+    p.add_argument("--events", default=None, help="event table CSV: file, onset, offset, label, index, score")
+    p.add_argument("--threshold", type=float, default=0.5, help="default class threshold (0.5)")
+    p.add_argument("--class-threshold", action="append", default=[], metavar="LABEL=VALUE",
+                   help="per-class threshold by display name or mid (repeatable)")
+    p.add_argument("--thresholds-csv", default=None, help="CSV with columns label,threshold")
+    p.add_argument("--min-duration", type=float, default=0.0, help="drop events shorter than this (s)")
+    p.add_argument("--min-gap", type=float, default=0.0, help="merge events separated by at most this (s)")
+    p.add_argument("--plot-dir", default=None, help="save <file>.png: spectrogram + top classes over time")
+    p.add_argument("--plot-top-k", type=int, default=10, help="classes shown in the plot (default 10)")
+    p.add_argument("--framewise-dir", default=None, help="save <file>.framewise.npy (frames x classes)")
+
+    p = sub.add_parser("models", help="list the registered models and released checkpoints")
+    p.add_argument("--released", action="store_true", help="only models with a released checkpoint")
+
+    p = sub.add_parser("download", help="download a released checkpoint into the cache")
+    p.add_argument("names", nargs="+", help="model or checkpoint file name(s), e.g. Cnn14")
+    p.add_argument("--cache-dir", default=None, help="default: $PANNS_CACHE or ~/.cache/panns")
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _say(args, *parts) -> None:
+    if not getattr(args, "quiet", False):
+        print(*parts)
+
+
+def _load_model(args, task: str):
+    from .inference import InferenceError, Pretrained
+    from .labels import LabelsError
+
+    options = dict(batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
+                   hop_seconds=args.hop_seconds, precision=args.precision, device=args.device)
+    try:
+        if args.untrained:
+            if args.checkpoint:
+                raise CliError("--untrained and --checkpoint exclude each other")
+            print(f"WARNING: {args.untrained} with RANDOM weights (--untrained): the labels and "
+                  "scores below are meaningless.", file=sys.stderr)
+            return Pretrained.untrained(args.untrained, allow_generic_labels=args.generic_labels, **options)
+        return Pretrained.load(args.checkpoint or DEFAULT_CHECKPOINTS[task], model=args.model,
+                               cache_dir=args.cache_dir, download=not args.offline,
+                               labels_path=args.labels, allow_generic_labels=args.generic_labels,
+                               progress=not args.quiet, **options)
+    except (InferenceError, LabelsError, ValueError, KeyError) as exc:
+        raise CliError(str(exc).strip("'\"")) from None
+
+
+def _report_failures(args, model) -> None:
+    failures = getattr(model, "last_failures", [])
+    for failure in failures:
+        print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+    if args.failures:
+        os.makedirs(os.path.dirname(os.path.abspath(args.failures)), exist_ok=True)
+        with open(args.failures, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "reason"])
+            writer.writerows([(x.path, x.reason) for x in failures])
+
+
+def _exit_status(results, model) -> int:
+    failures = len(getattr(model, "last_failures", []))
+    if not results:
+        print(f"panns: no input could be processed ({failures} skipped)", file=sys.stderr)
+        return EXIT_NOTHING_SUCCEEDED
+    if failures:
+        print(f"panns: {len(results)} processed, {failures} skipped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_csv(df, path) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    df.to_csv(path, index=False)
+
+
+def _output_stem(path: str, used: set) -> str:
+    """A file name stem for per-input outputs, unique within one run."""
+    stem = os.path.splitext(os.path.basename(path))[0] or "audio"
+    candidate, n = stem, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}_{n}"
+    used.add(candidate)
+    return candidate
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_tag(args) -> int:
+    from .inference import save_probabilities, tags_table
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be >= 1")
+    if args.probabilities and os.path.splitext(args.probabilities)[1].lower() not in (".npy", ".h5", ".hdf5"):
+        raise CliError(f"--probabilities {args.probabilities}: use a .npy or .h5 file name")
+    model = _load_model(args, "tag")
+    _say(args, f"# {model.describe()}")
+    results = model.tag(args.inputs)
+    _report_failures(args, model)
+    for result in results:
+        _say(args, f"{result.path}  ({result.duration_s:.2f} s, {len(result.chunk_starts_s)} window(s))")
+        for label, score in result.top(args.top_k):
+            _say(args, f"  {score:.3f}  {label}")
+    if args.output and results:
+        _write_csv(tags_table(results, args.top_k), args.output)
+        _say(args, f"wrote {args.output}")
+    if args.probabilities and results:
+        written = save_probabilities(results, args.probabilities, model_name=model.model_name,
+                                     checkpoint=model.checkpoint)
+        _say(args, "wrote " + ", ".join(written))
+    return _exit_status(results, model)
+
+
+def cmd_embed(args) -> int:
+    from .inference import InferenceError, save_embeddings
+
+    if os.path.splitext(args.output)[1].lower() not in (".npy", ".h5", ".hdf5"):
+        raise CliError(f"--output {args.output}: use a .npy or .h5 file name")
+    model = _load_model(args, "embed")
+    _say(args, f"# {model.describe()}")
+    try:
+        results = model.embed(args.inputs)
+    except InferenceError as exc:
+        raise CliError(str(exc)) from None
+    _report_failures(args, model)
+    if results:
+        written = save_embeddings(results, args.output, model_name=model.model_name,
+                                  checkpoint=model.checkpoint)
+        dim = results[0].embedding.shape[0]
+        _say(args, f"wrote {len(results)} embeddings of size {dim}: " + ", ".join(written))
+    return _exit_status(results, model)
+
+
+def _thresholds(args) -> dict:
+    thresholds: dict = {"default": args.threshold}
+    if args.thresholds_csv:
+        try:
+            with open(args.thresholds_csv, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    thresholds[row["label"]] = float(row["threshold"])
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise CliError(f"{args.thresholds_csv}: need columns label,threshold with numbers ({exc})") from None
+    for item in args.class_threshold:
+        label, sep, value = item.rpartition("=")
+        try:
+            thresholds[label] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not label:
+            raise CliError(f"--class-threshold {item!r}: expected LABEL=VALUE, e.g. Speech=0.3")
+    return thresholds
+
+
+def cmd_sed(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .inference import InferenceError, plot_sed
+
+    thresholds = _thresholds(args)
+    model = _load_model(args, "sed")
+    _say(args, f"# {model.describe()}")
+    try:
+        results = model.sed(args.inputs, keep_waveform=bool(args.plot_dir))
+    except InferenceError as exc:
+        raise CliError(str(exc)) from None
+    _report_failures(args, model)
+    tables, stems = [], set()
+    for result in results:
+        try:
+            table = result.events(thresholds, min_duration=args.min_duration, min_gap=args.min_gap)
+        except KeyError as exc:
+            raise CliError(str(exc).strip("'\"")) from None
+        tables.append(table)
+        _say(args, f"{result.path}  ({result.duration_s:.2f} s, {result.framewise.shape[0]} frames, "
+                   f"{len(table)} event(s))")
+        for row in table.itertuples():
+            _say(args, f"  {row.onset:7.2f} {row.offset:7.2f}  {row.score:.3f}  {row.label}")
+        stem = _output_stem(result.path, stems)
+        if args.framewise_dir:
+            os.makedirs(args.framewise_dir, exist_ok=True)
+            np.save(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), result.framewise)
+        if args.plot_dir:
+            plot_sed(result, os.path.join(args.plot_dir, f"{stem}.png"), top_k=args.plot_top_k)
+            result.waveform = None
+    if args.events and results:
+        _write_csv(pd.concat(tables, ignore_index=True), args.events)
+        _say(args, f"wrote {args.events}")
+    return _exit_status(results, model)
+
+
+def cmd_models(args) -> int:
+    from .checkpoints import released_checkpoint
+    from .models import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        released = None
+        try:
+            released = released_checkpoint(name).filename
+        except KeyError:
+            pass
+        if args.released and not released:
+            continue
+        paper_map = (info.paper or {}).get("mAP")
+        rows.append((name, info.family, str(info.config.sample_rate), str(info.embedding_size),
+                     f"{paper_map:.3f}" if paper_map is not None else "-", released or "-"))
+    header = ("model", "family", "rate", "emb", "paper mAP", "released checkpoint")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+def cmd_download(args) -> int:
+    from .inference import InferenceError, fetch_released, released_entry
+
+    status = EXIT_OK
+    for name in args.names:
+        if released_entry(name) is None:
+            raise CliError(f"no released checkpoint named {name!r} (see `panns models --released`)")
+        try:
+            print(fetch_released(name, args.cache_dir))
+        except InferenceError as exc:
+            print(f"panns: error: {exc}", file=sys.stderr)
+            status = EXIT_NOTHING_SUCCEEDED
+    return status
+
+
+COMMANDS = {"tag": cmd_tag, "embed": cmd_embed, "sed": cmd_sed, "models": cmd_models,
+            "download": cmd_download}
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``panns`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if getattr(args, "batch_size", 1) < 1:
+        parser.error("--batch-size must be >= 1")
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"panns: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The data stage of the pipeline: pack, index, validation split, data fractions.
+
+One call that turns ``<data_root>/metadata + audios`` into every index the
+profile's runs read, by composing :mod:`panns_core.data.pack`:
+
+* ``eval``, ``balanced_train``, ``unbalanced_train_partNN``, ``full_train``;
+* ``validation`` carved (class-stratified, seeded) out of ``full_train``, and the
+  training sets without it: ``full_train_minus_validation`` and
+  ``balanced_train_minus_validation`` (so no clip used to choose a checkpoint is
+  trained on);
+* ``<train>_frac<f>_seed<s>`` subsets for the paper's data-amount ablation;
+* the eval manifest (clip count and sha256 of the sorted ids).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+VALIDATION_EXCLUDED = ("full_train", "balanced_train")
+
+
+def _index_summary(path: str) -> dict:
+    from panns_core.data.index import read_index
+
+    table = read_index(path)
+    counts = table.targets.sum(axis=0)
+    return {"clips": len(table), "classes": int(table.classes_num), "classes_with_clips": int((counts > 0).sum())}
+
+
+def remove_clips(index_h5: str, remove_names: set, out_h5: str):
+    """Copy of an index without the named clips (used to keep validation out of training)."""
+    from panns_core.data.index import read_index, write_index
+
+    table = read_index(index_h5)
+    keep = np.array([i for i, n in enumerate(table.audio_names) if n not in remove_names], dtype=np.int64)
+    sub = table.subset(keep)
+    write_index(out_h5, sub)
+    return sub
+
+
+def prepare_indexes(data_root: str, *, sample_rate: int = 32000, clip_seconds: float = 10.0, workers: int = 0,
+                    splits: Sequence[str] = ("eval", "balanced_train", "unbalanced_train"),
+                    validation_fraction: float | None = 0.05, validation_seed: int = 0,
+                    fractions: Sequence[float] = (), fraction_seed: int = 0, **pack_kwargs) -> dict:
+    """Pack the splits and build every index; returns a summary for the notebook and the record.
+
+    Raises when a split could not be packed completely, naming the file and the
+    reasons (the per-clip reasons are in each file's manifest).
+    """
+    from panns_core.data import pack as P
+    from panns_core.data.index import read_index
+
+    results = P.pack_dataset(data_root, splits=tuple(splits), sample_rate=sample_rate, clip_seconds=clip_seconds,
+                             workers=workers, **pack_kwargs)
+    if not results:
+        raise FileNotFoundError(f"{data_root}/metadata: no segment CSVs for splits {list(splits)}")
+    incomplete = [f"{name} ({r.reasons})" for name, r in results.items() if not r.complete]
+    if incomplete:
+        raise RuntimeError(f"{data_root}: packing incomplete for {', '.join(incomplete)}")
+    P.build_indexes(data_root)
+    written = [P.index_path(data_root, s) for s in ("eval", "balanced_train", "full_train")]
+    train_base = P.index_path(data_root, "full_train")
+    if validation_fraction:
+        P.validation_split(train_base, validation_fraction, validation_seed,
+                           out_validation=P.index_path(data_root, "validation"),
+                           out_train=P.index_path(data_root, "full_train_minus_validation"))
+        val_names = set(read_index(P.index_path(data_root, "validation")).audio_names)
+        if os.path.exists(P.index_path(data_root, "balanced_train")):
+            remove_clips(P.index_path(data_root, "balanced_train"), val_names,
+                         P.index_path(data_root, "balanced_train_minus_validation"))
+            written.append(P.index_path(data_root, "balanced_train_minus_validation"))
+        train_base = P.index_path(data_root, "full_train_minus_validation")
+        written += [P.index_path(data_root, "validation"), train_base]
+    for fraction in fractions:
+        out = f"{train_base[:-3]}_frac{float(fraction):g}_seed{fraction_seed}.h5"
+        P.partial_subset(train_base, float(fraction), fraction_seed, out_h5=out)
+        written.append(out)
+    eval_manifest = P.write_eval_manifest(P.index_path(data_root, "eval"))
+    indexes = {os.path.basename(p)[:-3]: _index_summary(p) for p in written if os.path.exists(p)}
+    return {
+        "packed": {name: {"packed": r.packed, "excluded": r.excluded, "reasons": r.reasons}
+                   for name, r in results.items()},
+        "indexes": indexes,
+        "eval_manifest": eval_manifest,
+    }

@@ -1,0 +1,88 @@
+"""Tables XIII-XVIII and Figures 6-11 from the transfer result files (no training here).
+
+Mapping (paper order, checked against the paper's captions): ESC-50 -> Table
+XIII / Fig. 6, DCASE 2019 Task 1 -> XIV / 7, DCASE 2018 Task 2 -> XV / 8,
+MSoS -> XVI / 9, GTZAN -> XVII / 10, RAVDESS -> XVIII / 11; it lives in
+``panns_core.paper.TRANSFER_TASKS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from panns_core.transfer.fewshot import ALL, final_scores, summarise
+
+COLUMNS = (("sota", "previous SoTA"), ("scratch", "scratch"), ("finetune", "fine-tune"),
+           ("freeze_l1", "Freeze_L1"), ("freeze_l3", "Freeze_L3"))
+STRATEGY_LABELS = dict(COLUMNS[1:])
+STRATEGY_STYLE = {"scratch": ("tab:gray", "o"), "finetune": ("tab:red", "s"),
+                  "freeze_l1": ("tab:blue", "^"), "freeze_l3": ("tab:green", "v")}
+
+
+def transfer_table(task: str, results: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows paper / ours / ours - paper; columns previous SoTA and the four strategies.
+
+    ``ours`` is the mean over folds and seeds with all training clips; strategies
+    not run (and the SoTA column, a literature number) are NaN.
+    """
+    from panns_core.paper import TRANSFER
+
+    paper = TRANSFER[task]
+    ours = final_scores(results) if results is not None and len(results) else {}
+    rows = []
+    for name, values in (("paper", {k: paper.get(k) for k, _ in COLUMNS}),
+                         ("ours", {k: ours.get(k) for k, _ in COLUMNS})):
+        rows.append({"": name, **{label: _num(values[k]) for k, label in COLUMNS}})
+    rows.append({"": "ours - paper", **{label: rows[1][label] - rows[0][label] for _, label in COLUMNS}})
+    df = pd.DataFrame(rows)
+    df.insert(1, "metric", paper["metric"])
+    return df
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def fewshot_figure(task: str, results: pd.DataFrame | None, title: str = "", ax=None):
+    """Score vs training clips per class (log x), one line per strategy, mean +- std band over folds and seeds."""
+    import matplotlib.pyplot as plt
+
+    from panns_core.paper import TRANSFER
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    else:
+        fig = ax.figure
+    metric = TRANSFER[task]["metric"]
+    if results is None or not len(results):
+        ax.text(0.5, 0.5, "not run in this profile", ha="center", va="center", transform=ax.transAxes)
+    else:
+        summary = summarise(results)
+        for strategy, group in summary.groupby("strategy", sort=False):
+            group = group.sort_values("clips_per_class")
+            x = group["clips_per_class"].to_numpy(float)
+            y = group["mean"].to_numpy(float)
+            s = group["std"].to_numpy(float)
+            color, marker = STRATEGY_STYLE.get(strategy, (None, "o"))
+            ax.plot(x, y, marker=marker, color=color, label=STRATEGY_LABELS.get(strategy, strategy))
+            ax.fill_between(x, np.clip(y - s, 0, 1), np.clip(y + s, 0, 1), color=color, alpha=0.15)
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("training clips per class")
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or task)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def describe_runs(results: pd.DataFrame | None) -> str:
+    """A one-line provenance note for captions: folds, seeds, shot counts."""
+    if results is None or not len(results):
+        return "not run"
+    folds = sorted(results["fold"].astype(str).unique())
+    seeds = sorted(results["seed"].unique())
+    shots = sorted(results["shots"].astype(str).unique(), key=lambda s: (s == ALL, int(s) if s != ALL else 0))
+    return f"folds {','.join(folds)}; seeds {','.join(map(str, seeds))}; shots {','.join(shots)}"
