@@ -19,10 +19,10 @@ run_root = "runs/smoke"
 figures_dir = "figures/smoke"
 tasks = "all"                # "all", one task key or a list: esc50, dcase2019_task1, dcase2018_task2, msos, gtzan, ravdess
 strategies = ["scratch", "finetune", "freeze_l1", "freeze_l3"]
-backbone = "MobileNetV1"     # any panns_core.models name; the paper transfers Cnn14
+backbone = "Cnn6"            # any panns_core.models name; the paper transfers Cnn14
 backbone_overrides = {}      # constructor overrides, e.g. {"mel_bins": 32}
 checkpoint = None            # pretrained weights (official .pth or our run's best.pt); None = fixed random init
-shots = [1, 3, "all"]        # training clips per class; "all" = every training clip of the fold
+shots = [1, "all"]            # training clips per class; "all" = every training clip of the fold
 folds = 1                    # first N folds of cross-validation tasks, "all", or a list; hold-out tasks have one
 seeds = [0]
 iterations = 3               # optimiser steps for scratch / fine-tune
@@ -31,7 +31,7 @@ batch_size = 8
 learning_rate = 1e-4
 head_learning_rate = 1e-3
 clip_seconds = 1.0           # None = each task's own length (5 s ESC-50, 10 s DCASE 2019, 30 s GTZAN, ...)
-segment_seconds = 0.5        # DCASE 2018 Task 2 segment length (paper: 4 s); None = 4 s
+segment_seconds = 1.0        # DCASE 2018 Task 2 segment length (paper: 4 s); None = 4 s; >= 1 s for SpecAugment
 synthetic = True             # True: generated stand-ins in each dataset's layout; False: real data in data_dir
 data_dir = "data/transfer"   # real data: <data_dir>/<task>/ as extracted from the official archives
 synthetic_dir = None         # default: <run_root>/transfer/standins

@@ -85,6 +85,19 @@ def _default_collate():
     return collate_fn
 
 
+class TensorCollate:
+    """Wrap a numpy ``collate_fn`` so arrays become tensors: DataLoader can then pin them
+    (``pin_memory``), which makes the later ``.to(device, non_blocking=True)`` asynchronous."""
+
+    def __init__(self, collate_fn):
+        self.collate_fn = collate_fn
+
+    def __call__(self, items):
+        batch = self.collate_fn(items)
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" else v
+                for k, v in batch.items()}
+
+
 def forward_outputs(model, table, dataset, *, batch_size=32, device="cpu", precision="fp32",
                     num_workers=0, collate_fn=None, rank=0, world_size=1, progress=False):
     """Clipwise outputs (float32, index order) of this rank's share of ``table``.
@@ -96,7 +109,7 @@ def forward_outputs(model, table, dataset, *, batch_size=32, device="cpu", preci
     device = torch.device(device)
     sampler = EvaluateSampler(table, batch_size, rank=rank, world_size=world_size)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate_fn or _default_collate(),
+        dataset, batch_sampler=sampler, collate_fn=TensorCollate(collate_fn or _default_collate()),
         num_workers=num_workers, pin_memory=device.type == "cuda",
         # A private generator: evaluating must not consume the global torch RNG,
         # otherwise a resumed run would draw different SpecAugment/dropout masks.

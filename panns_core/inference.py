@@ -312,14 +312,30 @@ def released_entry(name: str):
         return None
 
 
-def infer_model_name(state: Mapping[str, torch.Tensor], filename: str = "") -> str | None:
-    """Registered model whose layout fits a state_dict (the checkpoints module decides)."""
-    from . import checkpoints
+def infer_model_name(state: Mapping[str, torch.Tensor], meta: Mapping | None = None,
+                     filename: str = "") -> str | None:
+    """Registered model a local checkpoint belongs to, or ``None`` when nothing fits.
 
-    func = getattr(checkpoints, "infer_model_name", None)
-    if callable(func):
-        return func(state)
-    matches = checkpoints._registered_matches(state, filename)
+    Cheap evidence first: the model name stored in the file (``save_checkpoint``
+    records it), then the longest registered name that prefixes the file name
+    (``Cnn6_mAP=0.343.pth``, the official naming); the strict ``load_state_dict``
+    that follows confirms it (a mismatch names the model that would fit). Without
+    such evidence the checkpoints module compares the layout with every registered
+    model, which builds each once (tens of seconds on a CPU).
+    """
+    from . import checkpoints
+    from .models import list_models
+
+    known = list_models()
+    for key in ("model_name", "class_name"):
+        value = (meta or {}).get(key)
+        if isinstance(value, str) and value in known:
+            return value
+    base = os.path.basename(filename).lower()
+    by_prefix = [n for n in known if base.startswith(n.lower() + "_") or base == n.lower() + ".pth"]
+    if by_prefix:
+        return max(by_prefix, key=len)
+    matches = checkpoints._registered_matches(state, base)
     return matches[0] if matches else None
 
 
@@ -484,11 +500,11 @@ class Pretrained:
 
         path, model_name = cls._resolve(checkpoint, model, cache_dir, download, progress)
         try:
-            state, _ = read_checkpoint(path)
+            state, meta = read_checkpoint(path)
         except Exception as exc:  # noqa: BLE001
             raise InferenceError(str(exc)) from None
         if model_name is None:
-            model_name = infer_model_name(state, os.path.basename(path))
+            model_name = infer_model_name(state, meta, os.path.basename(path))
             if model_name is None:
                 raise InferenceError(
                     f"{path}: cannot tell which model this checkpoint belongs to; pass the model "

@@ -253,6 +253,7 @@ def derive_stages(profile: dict) -> list[Stage]:
         elif number == 21:  # transfer tables read what the transfer notebook wrote
             soft = [s.name for s in stages if s.notebook and s.notebook.startswith("20_")]
         params.update(extra)
+        deps += [d for d in _referenced_runs(params, run_root, train_names) if d not in deps]
         stages.append(Stage(name=name, notebook=stem, parameters=params, deps=deps, soft_deps=soft,
                             artefacts=[i for i, owner in ARTEFACT_OWNERS.items() if owner == stem]))
         if number in (1, 2):
@@ -269,6 +270,17 @@ def derive_stages(profile: dict) -> list[Stage]:
     if dupes:
         raise ProfileError(f"{path}: duplicate stage name(s) {dupes}")
     return stages
+
+
+def _referenced_runs(params: dict, run_root: str, train_names: Sequence[str]) -> list[str]:
+    """Train stages whose run folder a parameter points into (e.g. a transfer checkpoint)."""
+    found = []
+    text = json.dumps(params, default=str)
+    for stage_name in train_names:
+        run = stage_name[len("train_"):]
+        if f"{run_root}/train/{run}/" in text:
+            found.append(stage_name)
+    return found
 
 
 def _section(profile: dict, key: str) -> dict:
@@ -350,10 +362,29 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: s
 
 
 def declared_parameters(notebook_path: str) -> set[str]:
-    """Names assigned in the notebook's ``parameters`` cell."""
-    import papermill as pm
+    """Names assigned in the notebook's ``parameters`` cell.
 
-    return set(pm.inspect_notebook(notebook_path).keys())
+    Parsed with :mod:`ast` (papermill's own inspector trips over quotes in
+    comments), so a profile typo is caught before the kernel starts.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    cell = next((c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise PipelineError(f"{notebook_path}: no code cell tagged 'parameters'")
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as exc:
+        raise PipelineError(f"{notebook_path}: parameters cell is not valid Python ({exc})") from exc
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for t in targets:
+            names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
 
 
 @dataclass
@@ -491,7 +522,24 @@ class Pipeline:
             return StageResult(stage.name, "up_to_date")
         return self._execute(stage, nb_path, fp)
 
+    def _clear_stale_run(self, stage: Stage, fp: str) -> None:
+        """A training stage whose parameters changed starts from an empty run folder.
+
+        With the same fingerprint (a crash, a kill) the folder is kept, so training
+        resumes from ``checkpoints/latest.pt`` exactly where it stopped.
+        """
+        if stage.notebook != TRAIN_NOTEBOOK:
+            return
+        previous = read_stage_record(self.run_root, stage.name)
+        run_dir = os.path.join(self.run_root, "train", stage.parameters["run_name"])
+        if previous and previous.get("fingerprint") not in (None, fp) and os.path.isdir(run_dir):
+            import shutil
+
+            self.log(f"[{'clearing':>11}] {run_dir}: its configuration changed")
+            shutil.rmtree(run_dir)
+
     def _execute(self, stage: Stage, nb_path: Path, fp: str) -> StageResult:
+        self._clear_stale_run(stage, fp)
         started, t0 = _now(), time.time()
         self._write_record(stage, status="running", fingerprint=fp, started=started)
         try:

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from panns_core import distributed as D
-from panns_core.evaluate import PRECISIONS, autocast_context, evaluate, ids_sha256
+from panns_core.evaluate import PRECISIONS, TensorCollate, autocast_context, evaluate, ids_sha256
 from panns_core.mixup import Mixup
 
 log = logging.getLogger("panns_core.train")
@@ -652,25 +652,9 @@ class Trainer:
             r = self.dist.rank * self.per_rank_clips
             lam = self.mixup.get_lambda(c.clips_per_step)[r:r + self.per_rank_clips]
             lam = torch.from_numpy(lam).to(self.device, non_blocking=True)
-        self.net.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        size = waveform.shape[0] // c.accumulation_steps
-        for k in range(c.accumulation_steps):
-            part = slice(k * size, (k + 1) * size)
-            lam_k = None if lam is None else lam[part]
-            last = k == c.accumulation_steps - 1
-            sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
-            with sync:
-                with autocast_context(self.device, c.precision):
-                    output = self.net(waveform[part], lam_k)
-                clipwise = output["clipwise_output"].float()
-                tgt = target[part] if lam_k is None else _mix_targets(target[part], lam_k)
-                # BCE is not autocast-safe; fp32 and a mean over the whole batch.
-                loss = F.binary_cross_entropy(clipwise, tgt) / c.accumulation_steps
-                self.scaler.scale(loss).backward()
-            self.loss_sum += loss.detach().double()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        loss = train_step(self.net, self.optimizer, self.scaler, waveform, target, lam, device=self.device,
+                          precision=c.precision, accumulation_steps=c.accumulation_steps, ddp=self.ddp)
+        self.loss_sum += loss.double()
         self.progress.loss_count += 1
 
     def run(self) -> str:
@@ -680,7 +664,7 @@ class Trainer:
         tracker = _TrackedBatches(self.sampler, p.iteration, self._is_checkpoint_iteration)
         initial_sampler_state = self.sampler.state_dict() if self.resumed_at is None else None
         loader = torch.utils.data.DataLoader(
-            self.data.train_dataset, batch_sampler=tracker, collate_fn=self.data.collate_fn,
+            self.data.train_dataset, batch_sampler=tracker, collate_fn=TensorCollate(self.data.collate_fn),
             num_workers=c.num_workers, pin_memory=self.device.type == "cuda",
             # Private generator: creating the loader must not touch the global RNG.
             generator=torch.Generator().manual_seed(c.seed),
@@ -725,6 +709,38 @@ class Trainer:
                 bar.close()
             del batches
         return str(self.run_dir)
+
+
+def train_step(net, optimizer, scaler, waveform, target, mixup_lambda=None, *, device, precision="fp32",
+               accumulation_steps=1, ddp=None) -> torch.Tensor:
+    """One optimiser step of the recipe on a batch already on ``device``; returns the (detached) loss.
+
+    ``waveform`` holds the clips read for the step (2B with mixup), ``mixup_lambda``
+    their pairwise lambdas; the model mixes inputs, the targets are mixed here.
+    The batch is split into ``accumulation_steps`` micro-batches (whole pairs)
+    whose gradients add up to the full-batch gradient; under DDP only the last
+    one synchronises. The BCE is computed in fp32 outside autocast.
+    """
+    net.train()
+    optimizer.zero_grad(set_to_none=True)
+    size = waveform.shape[0] // accumulation_steps
+    total = torch.zeros((), device=waveform.device)
+    for k in range(accumulation_steps):
+        part = slice(k * size, (k + 1) * size)
+        lam_k = None if mixup_lambda is None else mixup_lambda[part]
+        last = k == accumulation_steps - 1
+        sync = ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()
+        with sync:
+            with autocast_context(device, precision):
+                output = net(waveform[part], lam_k)
+            clipwise = output["clipwise_output"].float()
+            tgt = target[part] if lam_k is None else _mix_targets(target[part], lam_k)
+            loss = F.binary_cross_entropy(clipwise, tgt) / accumulation_steps
+            scaler.scale(loss).backward()
+        total += loss.detach()
+    scaler.step(optimizer)
+    scaler.update()
+    return total
 
 
 def _mix_targets(target: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

@@ -249,3 +249,68 @@ def test_download_checkpoint_end_to_end(tmp_path, monkeypatch):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# --------------------------------------------------------------------------- real models
+
+
+def test_fake_official_checkpoint_into_registered_model(tmp_path):
+    """A checkpoint in the released format loads into the registered class, outputs equal."""
+    from panns_core.models import create_model
+
+    torch.manual_seed(0)
+    src = create_model("MobileNetV1").eval()
+    with torch.no_grad():
+        src.bn0.running_mean.uniform_(-1, 1)  # make the weights differ from a fresh model
+    path = tmp_path / "MobileNetV1_mAP=0.389.pth"
+    torch.save({"iteration": 560000, "model": src.state_dict(),
+                "sampler": {"indexes_per_class": [np.arange(3)]}}, path)
+    torch.manual_seed(1)
+    dst = create_model("MobileNetV1").eval()
+    assert ck.load_checkpoint(dst, path)["iteration"] == 560000
+    x = torch.rand(2, 32000) * 2 - 1
+    with torch.no_grad():
+        a, b = src(x), dst(x)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # load_pretrained on a local file picks the model from the released file name
+    model = ck.load_pretrained(path)
+    assert type(model).__name__ == "MobileNetV1" and not model.training
+    assert torch.equal(model.fc_audioset.weight, src.fc_audioset.weight)
+
+
+def test_registered_model_named_for_a_16k_checkpoint():
+    """The upstream issues #16/#18 case: a 16 kHz CNN14 checkpoint into the 32 kHz Cnn14."""
+    from panns_core.models import create_model
+
+    with ck.skip_weight_init():
+        cnn14, cnn14_16k = create_model("Cnn14"), create_model("Cnn14_16k")
+    msg = ck.mismatch_message(cnn14, cnn14_16k.state_dict(), "Cnn14_16k_mAP=0.438.pth")
+    assert "window_size=512 (model has 1024)" in msg and "sample_rate=16000 (model has 32000)" in msg
+    assert "create_model('Cnn14_16k')" in msg
+    # and the reverse direction names the 32 kHz model
+    msg = ck.mismatch_message(cnn14_16k, cnn14.state_dict(), "weights.pth")
+    assert "create_model('Cnn14')" in msg and "window_size=1024 (model has 512)" in msg
+
+
+def test_registered_model_named_for_wrong_class_count():
+    from panns_core.models import create_model
+
+    with ck.skip_weight_init():
+        cnn6, cnn6_ft = create_model("Cnn6"), create_model("Cnn6", classes_num=10)
+    msg = ck.mismatch_message(cnn6, cnn6_ft.state_dict(), "finetuned.pth")
+    assert "classes_num=10 (model has 527)" in msg
+    assert "create_model('Cnn6', classes_num=10)" in msg
+
+
+def test_registry_agrees_with_model_info():
+    from panns_core.models import list_models, model_info
+
+    for name in list_models():
+        filename = model_info(name).checkpoint
+        if filename is not None:
+            assert filename in ck.RELEASED_CHECKPOINTS, name
+            assert ck.RELEASED_CHECKPOINTS[filename].model_name == name
+    for entry in ck.RELEASED_CHECKPOINTS.values():
+        assert entry.model_name in list_models()

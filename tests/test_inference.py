@@ -224,3 +224,94 @@ def test_embeddings_round_trip(tmp_path, name):
     np.testing.assert_allclose(matrix[:, 0], [0.1, -0.2], atol=1e-6)
     with pytest.raises(ValueError, match="npy"):
         save_embeddings(results, tmp_path / "emb.txt")
+
+
+# --------------------------------------------------------------------------- audio decoding
+
+
+def test_files_are_resampled_to_the_model_rate_and_averaged_to_mono(tmp_path):
+    import librosa
+
+    rng = np.random.default_rng(1)
+    stereo = rng.uniform(-0.5, 0.5, (4000, 2)).astype(np.float32)  # 0.5 s at 8 kHz
+    sf.write(tmp_path / "s.wav", stereo, 8000, subtype="FLOAT")
+    (res,) = probe().tag(str(tmp_path / "s.wav"))
+    want = librosa.resample(stereo.mean(1), orig_sr=8000, target_sr=SR)
+    assert res.duration_s == pytest.approx(0.5) and res.sample_rate == SR
+    assert res.clipwise[0] == pytest.approx(want.max(), abs=1e-6)
+    assert res.clipwise[1] == pytest.approx(want.min(), abs=1e-6)
+
+
+def test_ffmpeg_fallback_decodes_what_libsndfile_cannot(tmp_path):
+    from panns_core.audio_io import AudioReadError, ffmpeg_executable, load_audio
+
+    exe = ffmpeg_executable()
+    if exe is None:
+        pytest.skip("imageio-ffmpeg binary not available")
+    t = np.arange(22050) / 22050
+    sf.write(tmp_path / "a.wav", np.stack([0.5 * np.sin(2 * np.pi * 440 * t)] * 2, 1), 22050)
+    import subprocess
+
+    subprocess.run([exe, "-v", "error", "-y", "-i", str(tmp_path / "a.wav"), str(tmp_path / "a.m4a")], check=True)
+    audio = load_audio(tmp_path / "a.m4a", 16000)
+    assert audio.dtype == np.float32 and abs(audio.shape[0] - 16000) < 2000
+    assert 0.3 < np.abs(audio).max() < 0.7
+    (tmp_path / "b.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x01" * 100)
+    with pytest.raises(AudioReadError, match=r"b\.m4a: cannot decode audio: soundfile: .*ffmpeg"):
+        load_audio(tmp_path / "b.m4a", 16000)
+
+
+# --------------------------------------------------------------------------- a real SED model
+
+
+@pytest.fixture(scope="module")
+def sed_model():
+    """Untrained Cnn14_DecisionLevelMax with BatchNorm statistics set from one noise batch,
+    so that its outputs vary over time (with the default statistics they are nearly constant)."""
+    from panns_core.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("Cnn14_DecisionLevelMax")
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(np.random.default_rng(0).uniform(-0.5, 0.5, (2, 32000)).astype(np.float32)))
+    return model.eval()
+
+
+def test_official_sed_upsampling_and_window_stitching(sed_model):
+    from panns_core.models import model_info
+
+    captured = []
+    handle = sed_model.fc_audioset.register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+    rng = np.random.default_rng(2)
+    t = np.arange(800000) / 32000  # 25 s
+    wave = (0.3 * np.sin(2 * np.pi * (200 + 40 * t) * t) * (np.sin(2 * np.pi * 0.3 * t) > 0)
+            + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    with torch.inference_mode():
+        direct = sed_model(torch.from_numpy(wave[None, :320000]))
+    handle.remove()
+    framewise = direct["framewise_output"][0].numpy()
+    segments = torch.sigmoid(captured[0][0]).numpy()  # (31, 527)
+    assert segments.shape == (31, 527) and framewise.shape == (1001, 527)
+    # official upsampling: every segment 32 times (992 frames), then the last frame repeated
+    want = np.concatenate([np.repeat(segments, 32, axis=0), np.repeat(segments[-1:], 9, axis=0)])
+    np.testing.assert_allclose(framewise, want, rtol=0, atol=1e-6)
+    assert framewise.std(axis=0).max() > 1e-3  # outputs vary over time: the checks below bite
+
+    model = Pretrained(sed_model, "Cnn14_DecisionLevelMax", model_info("Cnn14_DecisionLevelMax").config,
+                       labels_for(527), batch_size=2)
+    (res,) = model.sed(wave)
+    assert res.framewise.shape == (800000 // 320 + 1, 527) and res.frames_per_second == 100
+    assert res.chunk_starts_s == [0.0, 10.0, 15.0]
+    np.testing.assert_allclose(res.framewise[:1000], framewise[:1000], atol=1e-5)
+    with torch.inference_mode():
+        last = sed_model(torch.from_numpy(wave[None, 480000:]))
+    np.testing.assert_allclose(res.framewise[1500:], last["framewise_output"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(res.clipwise, res.chunk_clipwise.max(0))
+    np.testing.assert_allclose(res.chunk_clipwise[0], direct["clipwise_output"][0].numpy(), atol=1e-5)
+    table = res.events(threshold=float(np.quantile(res.framewise, 0.999)), min_duration=0.1)
+    assert not table.empty and (table.offset <= 25.0).all() and (table.offset - table.onset >= 0.1 - 1e-9).all()

@@ -331,7 +331,8 @@ def test_mixup_halves_the_batch_at_the_official_place(name, where):
     seen, hooks = {}, []
     if where in ("logmel", "both"):
         # bn0's output is then augmented in place by SpecAugment; mixing follows it.
-        hooks += [_capture(model.bn0, seen, "bn0"), _capture(model.conv_block1, seen, "cb1_in", output=False)]
+        trunk = model.features if hasattr(model, "features") else model.conv_block1
+        hooks += [_capture(model.bn0, seen, "bn0"), _capture(trunk, seen, "cb1_in", output=False)]
     if where == "waveform":
         first = model.spectrogram_extractor if hasattr(model, "spectrogram_extractor") else (
             model.conv0 if hasattr(model, "conv0") else model.conv_block1)
@@ -383,11 +384,20 @@ def test_specaugment_only_in_training_with_the_per_model_widths():
     model.train()
     model(wav)
     assert calls == [True]
-    widths = {name: (create_model(name).spec_augmenter.time_dropper.drop_width,
-                     create_model(name).spec_augmenter.freq_dropper.drop_width)
-              for name in ("Cnn6", "Cnn14_mel32", "Cnn14_mel128", "Wavegram_Logmel128_Cnn14")}
-    assert widths == {"Cnn6": (64, 8), "Cnn14_mel32": (64, 4), "Cnn14_mel128": (64, 16),
-                      "Wavegram_Logmel128_Cnn14": (64, 16)}
+    drop = model.spec_augmenter
+    assert (drop.time_dropper.drop_width, drop.time_dropper.stripes_num) == (64, 2)
+    assert (drop.freq_dropper.drop_width, drop.freq_dropper.stripes_num) == (8, 2)
+
+
+@pytest.mark.parametrize("name,freq_width", [("Cnn14_mel32", 4), ("Cnn14_mel128", 16),
+                                             ("Wavegram_Logmel128_Cnn14", 16), ("ResNet22", 8)])
+def test_specaugment_frequency_width_per_model(name, freq_width):
+    model = create_model(name)
+    assert model.spec_augmenter.freq_dropper.drop_width == freq_width
+    assert model.spec_augmenter.time_dropper.drop_width == 64
+
+
+def test_no_specaug_variant_has_no_augmenter():
     assert create_model("Cnn14_no_specaug").spec_augmenter is None
 
 
@@ -407,17 +417,23 @@ def test_clipwise_output_uses_the_undropped_embedding():
 
 
 # ----------------------------------------------------------------------------- lengths and bad input
-@pytest.mark.parametrize("name", ["Cnn6", "MobileNetV1", "LeeNet11", "Cnn14_DecisionLevelMax"])
+@pytest.mark.parametrize("name", ["Cnn6", "MobileNetV1", "LeeNet11"])
 @pytest.mark.parametrize("seconds", [1, 10, 30])
 def test_forward_on_1_10_30_second_clips(name, seconds):
     model = create_model(name).eval()
-    samples = SR * seconds
     with torch.no_grad():
-        out = model(_audio(1, samples))
+        out = model(_audio(1, SR * seconds))
     assert out["clipwise_output"].shape == (1, 527)
-    if "framewise_output" in out:
-        assert out["framewise_output"].shape == (1, samples // 320 + 1, 527)
     assert torch.isfinite(out["clipwise_output"]).all()
+
+
+def test_sed_framewise_output_has_one_row_per_stft_frame_for_10_seconds():
+    model = create_model("Cnn14_DecisionLevelMax").eval()
+    with torch.no_grad():
+        out = model(_audio(1, SR * 10))
+    assert out["framewise_output"].shape == (1, 1001, 527)
+    # the 9 padded frames repeat the last upsampled segment (31 segments x 32 = 992)
+    assert torch.equal(out["framewise_output"][0, 992:], out["framewise_output"][0, 991:992].expand(9, -1))
 
 
 def test_wavegram_logmel_accepts_lengths_the_official_code_cannot_concatenate():

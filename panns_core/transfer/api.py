@@ -15,9 +15,18 @@ from panns_core.transfer.strategies import EmbeddingCache
 from panns_core.transfer.synthetic import make_standin
 
 
+def backbone_sample_rate(cfg: TransferConfig) -> int:
+    """The rate the backbone expects: its registry front end, or an overridden ``sample_rate``."""
+    if "sample_rate" in cfg.backbone_overrides:
+        return int(cfg.backbone_overrides["sample_rate"])
+    from panns_core.models import model_info
+
+    return int(model_info(cfg.backbone).config.sample_rate)
+
+
 def load_task(task: str, data_dir: str | None = None, *, synthetic_dir: str | None = None,
               audio_cache_dir: str | None = None, max_seconds: float | None = None,
-              standin_kwargs: dict | None = None) -> tuple[TransferData, ClipAudio]:
+              standin_kwargs: dict | None = None, sample_rate: int = 32000) -> tuple[TransferData, ClipAudio]:
     """Parse a task from ``data_dir`` (real data) or from a generated stand-in in ``synthetic_dir``.
 
     Audio is decoded once (32 kHz mono); unreadable files are reported in the
@@ -28,7 +37,7 @@ def load_task(task: str, data_dir: str | None = None, *, synthetic_dir: str | No
     if synthetic_dir is not None:
         data_dir = make_standin(task, os.path.join(synthetic_dir, task), **(standin_kwargs or {}))
     data = parse_task(task, data_dir)
-    audio = ClipAudio(cache_dir=audio_cache_dir)
+    audio = ClipAudio(sample_rate, cache_dir=audio_cache_dir)
     return audio.load(data, max_seconds=max_seconds), audio
 
 
@@ -38,7 +47,8 @@ def run_task(task: str, cfg: TransferConfig, *, strategies, shots, folds, seeds,
     """Load ``task``, run its few-shot curves for ``strategies`` and write ``runs/<profile>/transfer/<task>/``."""
     t0 = time.perf_counter()
     clip_limit = cfg.clip_seconds
-    data, audio = load_task(task, data_dir, synthetic_dir=synthetic_dir, max_seconds=clip_limit)
+    data, audio = load_task(task, data_dir, synthetic_dir=synthetic_dir, max_seconds=clip_limit,
+                            sample_rate=backbone_sample_rate(cfg))
     for path, reason in data.skipped:
         if log:
             log(f"{task}: skipped {path}: {reason}")
@@ -64,11 +74,11 @@ def fine_tune_folder(csv_path: str, *, backbone: str = "Cnn14", checkpoint: str 
     then classifies 32-kHz mono waveforms, ``data.classes`` naming the outputs.
     """
     data = parse_folder(csv_path, clip_seconds=clip_seconds)
-    audio = ClipAudio()
-    data = audio.load(data)
     cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, iterations=iterations,
                          head_iterations=config.pop("head_iterations", iterations), batch_size=batch_size,
                          **config)
+    audio = ClipAudio(backbone_sample_rate(cfg))
+    data = audio.load(data)
     runner = TransferRunner(data, audio, cfg)
     fold = data.folds[0] if fold is None else fold
     row, model = runner.run(strategy, fold, seed=seed, return_model=True)

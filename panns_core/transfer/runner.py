@@ -218,6 +218,26 @@ class TransferRunner:
         return self.cache.get(base, self.data, self.audio, clip_seconds, segment_seconds,
                               self.cfg.eval_batch_size, weights_hash=self._pretrained_hash)
 
+    def check_geometry(self, base: nn.Module, trained: bool = True) -> None:
+        """Clips/segments must be long enough for the backbone (and its SpecAugment stripes when trained)."""
+        clip_seconds, segment_seconds = self.cfg.geometry(self.data)
+        samples = int(round((segment_seconds or clip_seconds) * self.audio.sample_rate))
+        needed = getattr(base, "min_samples", 0)
+        try:
+            needed = int(needed)
+        except (TypeError, NotImplementedError):
+            needed = 0
+        if samples < needed:
+            raise ValueError(f"{self.data.task}: {samples} samples per clip/segment but {type(base).__name__} needs "
+                             f">= {needed}; raise clip_seconds/segment_seconds")
+        from panns_core.models.frontend import SPEC_AUG_TIME_DROP_WIDTH as sa_frames
+
+        hop = getattr(getattr(base, "audio_config", None), "hop_size", None)
+        has_spec_augment = getattr(base, "spec_augmenter", None) is not None
+        if trained and has_spec_augment and hop and samples // hop + 1 <= sa_frames:
+            raise ValueError(f"{self.data.task}: {samples // hop + 1} frames per clip/segment; training with "
+                             f"SpecAugment needs more than {sa_frames} (use >= 1 s at 32 kHz)")
+
     def run(self, strategy: str, fold, train_idx: np.ndarray | None = None, seed: int = 0,
             return_model: bool = False):
         """Train on ``train_idx`` (default: the fold's whole training side), test on the fold; a result row.
@@ -234,6 +254,7 @@ class TransferRunner:
         if len(train_idx) == 0:
             raise ValueError(f"{self.data.task} fold {fold}: no training clips")
         model = self.build(strategy, seed)
+        self.check_geometry(base_of(model), trained=not is_frozen(strategy))
         labels = self.data.labels
         test_ids = [self.data.clips[int(i)].clip_id for i in test_idx]
         if is_frozen(strategy):
