@@ -20,10 +20,10 @@ run_root = "runs/smoke"
 figures_dir = "figures/smoke"
 data_root = "data/smoke"          # generated corpus: its eval clips are the demo audio
 audio_files = []                  # your own files (any format/rate/channels); overrides the corpus
-checkpoint = ""                   # tagging/embedding: released name ("Cnn14") or .pth path; "" = untrained
+checkpoint = ""                   # tagging and embeddings, released name like Cnn14 or a .pth path, empty for untrained
 model = "Cnn6"                    # model used when checkpoint is "" (random weights!)
 labels_csv = ""                   # label CSV for a checkpoint that is not a 527-class AudioSet model
-sed_checkpoint = ""               # SED: "Cnn14_DecisionLevelMax" or a path; "" = untrained
+sed_checkpoint = ""               # SED, Cnn14_DecisionLevelMax or a .pth path, empty for untrained
 sed_model = "Cnn14_DecisionLevelMax"
 num_clips = 6                     # clips taken from the corpus
 top_k = 5
@@ -142,6 +142,8 @@ def build() -> nbformat.NotebookNode:
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, new_markdown_cell(INTRO)]
     nb.cells += [new_markdown_cell(t) if kind == "md" else new_code_cell(t) for kind, t in CELLS]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids, so --check compares content only
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     return nb

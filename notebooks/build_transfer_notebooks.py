@@ -25,9 +25,9 @@ checkpoint = None            # pretrained weights (official .pth or our run's be
 shots = [1, "all"]            # training clips per class; "all" = every training clip of the fold
 folds = 1                    # first N folds of cross-validation tasks, "all", or a list; hold-out tasks have one
 seeds = [0]
-iterations = 3               # optimiser steps for scratch / fine-tune
-head_iterations = 60         # steps of the frozen-embedding heads
-batch_size = 8
+iterations = 2               # optimiser steps for scratch / fine-tune
+head_iterations = 40         # steps of the frozen-embedding heads
+batch_size = 4
 learning_rate = 1e-4
 head_learning_rate = 1e-3
 clip_seconds = 1.0           # None = each task's own length (5 s ESC-50, 10 s DCASE 2019, 30 s GTZAN, ...)

@@ -560,6 +560,16 @@ def _check_weights_only_safe(value, where: str) -> None:
     )
 
 
+def _registered_name(model: torch.nn.Module) -> str | None:
+    """The registry name of the model's class (registered names are the official class names)."""
+    try:
+        from panns_core.models import list_models
+    except ImportError:
+        return None
+    name = type(model).__name__
+    return name if name in list_models() else None
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) -> Path:
     """Write ``model``'s weights and ``extra`` (iteration, optimizer state, ...) atomically.
 
@@ -576,6 +586,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
     payload = {
         "format": OUR_FORMAT,
         "class_name": type(model).__name__,
+        "model_name": _registered_name(model),
         "config": _model_config(model),
         "state_dict": model.state_dict(),
         "extra": extra,

@@ -27,6 +27,7 @@ hooks, which are always removed; the model's train/eval mode is restored.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 
 import pandas as pd
@@ -103,7 +104,10 @@ def _elementwise_mult_adds(module, inputs, output) -> int:
 
 def _pool_mult_adds(module, inputs, output) -> int:
     k = module.kernel_size
-    window = math.prod(k) if isinstance(k, tuple) else (k * k if isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)) else k)
+    if isinstance(k, tuple):
+        window = math.prod(k)
+    else:  # an int kernel is square for the 2-D pools
+        window = k * k if isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)) else k
     return inputs[0].shape[0] * window * _per_output(output)
 
 
@@ -140,9 +144,14 @@ def _mac_rule(module: nn.Module) -> Callable | None:
 
 
 def _check_num_samples(num_samples) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+    """A positive integer (numpy integers accepted); floats and bools are refused."""
+    try:
+        n = operator.index(num_samples)
+    except TypeError:
+        n = None
+    if isinstance(num_samples, bool) or n is None or n < 1:
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-    return num_samples
+    return n
 
 
 def _count(model: nn.Module, num_samples: int, rule_for: Callable, by_type: dict | None = None) -> int:

@@ -588,6 +588,15 @@ class Pipeline:
             if status != "completed":
                 detail = f": {rec['error']}" if rec.get("error") else ""
                 reasons[artefact_id] = f"stage {stage.name} {status}{detail}"
+                continue
+            upstream = []  # the owner ran, but a stage it reads may have failed
+            for dep in stage.deps + stage.soft_deps:
+                dep_rec = read_stage_record(self.run_root, dep) or {}
+                if dep_rec.get("status") not in (None, "completed"):
+                    upstream.append(f"stage {dep} {dep_rec['status']}"
+                                    + (f": {dep_rec['error']}" if dep_rec.get("error") else ""))
+            reasons[artefact_id] = (f"not written by {stage.notebook}"
+                                    + (f" ({'; '.join(upstream)})" if upstream else ""))
         return reasons
 
     def _run_manifest(self, stage: Stage) -> StageResult:

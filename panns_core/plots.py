@@ -48,7 +48,16 @@ def apply_style() -> None:
     })
 
 
+def _integer_iterations(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _finish(fig, title: str | None = None):
+    for ax in fig.axes:
+        if ax.get_xlabel() == "iteration":
+            _integer_iterations(ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -239,7 +248,7 @@ def figure_classwise_ap_sorted(ap_by_system: Mapping[str, np.ndarray], counts: n
         ax.set_xlabel(f"{len(order)} classes sorted by AP of {key}")
     handles = ax.get_legend_handles_labels()
     h2 = ax2.get_legend_handles_labels()
-    ax.legend(handles[0] + h2[0], handles[1] + h2[1], fontsize=7, loc="upper right")
+    ax.legend(handles[0] + h2[0], handles[1] + h2[1], fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
     return _finish(fig, "Class-wise AP with training-clip counts")
 
 

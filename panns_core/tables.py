@@ -361,7 +361,7 @@ def comparison_table(table_id: str, runs: Iterable[Run], *, label_models: bool =
     for i, item in enumerate(ours):
         if i not in used:
             rows.append(_row(item[0], item, key_names, table_id, paper_known=False))
-    df = pd.DataFrame(rows)
+    df = _integer_columns(pd.DataFrame(rows))
     if table_id == "table_XI":
         df.insert(1, "paper name", [paper.paper_name(m) for m in df["model"]])
     sources = [os.path.join(r.path, "statistics.jsonl") for _, r, _ in ours]
@@ -386,6 +386,14 @@ def _row(key_row: dict, item, key_names, table_id, paper_known: bool = True) -> 
         row["iteration"] = None
     row.update(metric_columns(key_row if paper_known else None, sel if item is not None else None))
     return row
+
+
+def _integer_columns(df: pd.DataFrame, columns=("iteration",)) -> pd.DataFrame:
+    """Nullable integers, so a blank does not turn 600000 into 600000.000."""
+    for c in columns:
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
+    return df
 
 
 def selection_meta(selections: Sequence[Selection]) -> dict:
@@ -440,44 +448,44 @@ def table_iv(run_root: str, *, runs: dict | None = None) -> TableResult:
         rows.append({"system": f"Ours: best of this profile ({paper.paper_name(model_name(runs[best.run].config))})",
                      "run": best.run, "iteration": best.iteration, **metric_columns(None, best)})
     sources = [os.path.join(runs[n].path, "statistics.jsonl") for n in selections]
-    return TableResult(pd.DataFrame(rows), sources, selection_meta(list(selections.values())))
+    return TableResult(_integer_columns(pd.DataFrame(rows)), sources, selection_meta(list(selections.values())))
 
 
-def table_xii(models: Sequence[str] | None = None) -> TableResult:
+def table_xii(models: Sequence[str] | None = None, with_macs: bool = True) -> TableResult:
     """Multiply-adds and parameters: the paper's numbers beside our counter's.
 
-    Needs no training. Multiply-adds in 1e9 (the paper's 2-per-MAC convention);
-    parameters are trainable ones, as the paper counts them.
+    Needs no training. Multiply-adds per 10-s clip in 1e9 with the paper's
+    convention (2 per MAC; see :mod:`panns_core.complexity`); parameters are the
+    trainable ones, as the paper counts them. ``plain MACs`` is the usual
+    multiply-accumulate count, about half the paper's figure.
     """
     from panns_core import complexity
 
-    ours = complexity.table_xii()
-    ours = ours if isinstance(ours, pd.DataFrame) else pd.DataFrame(ours)
-    model_col = next(c for c in ("model", "name", "class") if c in ours.columns)
-    madds_col = next(c for c in ours.columns if "mult" in c.lower() or "madd" in c.lower())
-    params_col = next(c for c in ours.columns if "param" in c.lower())
-    ours = ours.set_index(model_col)
-    names = list(models) if models else list(paper.TABLE_XII)
+    names = list(models) if models else [c for _, c in complexity.TABLE_XI_MODELS]
+    unknown = [m for m in names if m not in paper.TABLE_XII]
+    if unknown:
+        raise ValueError(f"Table XII covers the 15 architectures {list(paper.TABLE_XII)}; not {unknown}")
+    ours = complexity.table_xii(tuple((paper.paper_name(m), m) for m in names), with_macs=with_macs)
+    ours = ours.set_index("class")
     rows = []
     for m in names:
-        theirs = paper.TABLE_XII.get(m, {})
-        madds = float(ours.loc[m, madds_col]) if m in ours.index else float("nan")
-        madds_e9 = madds / 1e9 if madds > 1e6 else madds  # accept counts or values already in 1e9
-        params = int(ours.loc[m, params_col]) if m in ours.index else None
-        p_madds = theirs.get("mult_adds")
-        p_params = theirs.get("params")
-        rows.append({
+        theirs = paper.TABLE_XII[m]
+        madds_e9 = float(ours.loc[m, "mult_adds"]) / 1e9
+        params = int(ours.loc[m, "params"])
+        row = {
             "model": m, "paper name": paper.paper_name(m), "family": paper.FAMILIES.get(m, ""),
-            "mult-adds paper (1e9)": p_madds / 1e9 if p_madds else float("nan"),
+            "mult-adds paper (1e9)": theirs["mult_adds"] / 1e9,
             "mult-adds ours (1e9)": madds_e9,
-            "mult-adds diff (1e9)": _diff(madds_e9, p_madds / 1e9 if p_madds else None),
-            "params paper": p_params, "params ours": params,
-            "params diff": (params - p_params) if (params is not None and p_params is not None) else None,
-        })
+            "mult-adds diff (1e9)": round(madds_e9, paper.MULT_ADDS_DECIMALS) - theirs["mult_adds"] / 1e9,
+            "params paper": theirs["params"], "params ours": params, "params diff": params - theirs["params"],
+        }
+        if with_macs and "macs_e9" in ours.columns:
+            row["plain MACs ours (1e9)"] = float(ours.loc[m, "macs_e9"])
+        rows.append(row)
     df = pd.DataFrame(rows)
-    for c in ("params paper", "params ours", "params diff"):
-        df[c] = df[c].astype("Int64")
-    return TableResult(df, [], {"counter": "panns_core.complexity.table_xii()", "clip_seconds": 10})
+    return TableResult(df, [], {"counter": "panns_core.complexity", "clip_seconds": 10,
+                                "convention": "2 operations per multiply-accumulate, STFT, BatchNorm, ReLU and "
+                                              "pooling modules included (the official count_flops)"})
 
 
 def data_source_note(run_root: str) -> dict:

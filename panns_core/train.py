@@ -826,7 +826,11 @@ def config_from_args(argv=None) -> TrainConfig:
 
 def main(argv=None) -> str:
     config = config_from_args(argv)
-    run_dir = train(config)
+    try:
+        run_dir = train(config)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     if D.env_dist_info().is_main:
         print(f"run folder: {run_dir}")
     return run_dir

@@ -70,6 +70,7 @@ def test_round_trip_our_format(tmp_path):
     _assert_same_weights(src, dst)
     assert meta["iteration"] == 12 and meta["note"] == "x"
     assert meta["class_name"] == "TinyLogmel" and meta["config"]["sample_rate"] == 32000
+    assert meta["model_name"] is None  # not a registered model
     opt2 = torch.optim.Adam(dst.parameters(), lr=1e-3)
     opt2.load_state_dict(meta["optimizer"])
     a, b = opt.state_dict()["state"], opt2.state_dict()["state"]
@@ -274,6 +275,8 @@ def test_fake_official_checkpoint_into_registered_model(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    ours = ck.save_checkpoint(tmp_path / "ours.pt", src, iteration=3)
+    assert ck.read_checkpoint(ours)[1]["model_name"] == "MobileNetV1"
     # load_pretrained on a local file picks the model from the released file name
     model = ck.load_pretrained(path)
     assert type(model).__name__ == "MobileNetV1" and not model.training

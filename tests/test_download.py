@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
 import threading
 import zipfile
@@ -26,6 +25,7 @@ class _Handler(BaseHTTPRequestHandler):
     /norange.bin  ignores Range, always 200 with the whole body
     /flaky.bin    the first request is cut after half the body; later ones honour Range
     /drop.bin     always cut after half the body
+    /busy.bin     503 on the first request, then like /range.bin
     anything else 404
     """
 
@@ -39,7 +39,10 @@ class _Handler(BaseHTTPRequestHandler):
         with server.lock:
             server.requests.append((self.path, self.headers.get("Range")))
             n_for_path = sum(1 for p, _ in server.requests if p == self.path)
-        if self.path not in ("/range.bin", "/norange.bin", "/flaky.bin", "/drop.bin"):
+        if self.path == "/busy.bin" and n_for_path == 1:
+            self.send_error(503, "Busy")
+            return
+        if self.path not in ("/range.bin", "/norange.bin", "/flaky.bin", "/drop.bin", "/busy.bin"):
             self.send_error(404, "Not Found")
             return
         cut = self.path == "/drop.bin" or (self.path == "/flaky.bin" and n_for_path == 1)
@@ -182,6 +185,13 @@ def test_unverified_download_records_sha256(server, tmp_path, capsys):
     dest.write_bytes(b"corrupted")
     dl.download(server.base + "/range.bin", dest, progress=False)
     assert dest.read_bytes() == PAYLOAD
+
+
+def test_http_503_is_retried(server, tmp_path):
+    dest = dl.download(server.base + "/busy.bin", tmp_path / "f.bin", md5=MD5, retries=1,
+                       progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert [p for p, _ in server.requests] == ["/busy.bin", "/busy.bin"]
 
 
 def test_http_404_is_not_retried(server, tmp_path):

@@ -9,7 +9,6 @@ models are used only where the architecture matters (official SED upsampling).
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 import torch
@@ -125,7 +124,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path):
     empty.write_bytes(b"")
     model = probe()
     out = list(model.run([str(corrupt), str(good), str(empty), str(tmp_path / "missing.wav")]))
-    assert [type(o).__name__ for o in out] == ["Failure", "AudioResult", "Failure", "Failure"]
+    assert [type(o) for o in out] == [Failure, AudioResult, Failure, Failure]
     assert out[0].path == str(corrupt) and "cannot decode" in out[0].reason
     assert "empty" in out[2].reason and "not found" in out[3].reason
     assert out[1].clipwise[0] == pytest.approx(0.25, abs=1e-4)
@@ -315,3 +314,19 @@ def test_official_sed_upsampling_and_window_stitching(sed_model):
     np.testing.assert_allclose(res.chunk_clipwise[0], direct["clipwise_output"][0].numpy(), atol=1e-5)
     table = res.events(threshold=float(np.quantile(res.framewise, 0.999)), min_duration=0.1)
     assert not table.empty and (table.offset <= 25.0).all() and (table.offset - table.onset >= 0.1 - 1e-9).all()
+
+
+def test_demo_notebook_is_built_from_its_script_and_has_no_outputs():
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.join(os.path.dirname(__file__), "..", "notebooks")
+    check = subprocess.run([sys.executable, os.path.join(root, "build_inference_notebook.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    with open(os.path.join(root, "30_pretrained_inference_demo.ipynb")) as f:
+        nb = json.load(f)
+    assert "parameters" in nb["cells"][0]["metadata"]["tags"]
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    assert "What the paper did" in "".join(nb["cells"][1]["source"])

@@ -170,3 +170,23 @@ def test_bad_inputs_raise_clear_errors(esc):
     train, test = data.split(1)
     with pytest.raises(ValueError, match="training clips are test clips"):
         runner.run("freeze_l1", 1, train_idx=np.concatenate([train, test[:1]]))
+
+
+def test_fine_tune_folder_returns_a_waveform_classifier(tmp_path):
+    import soundfile as sf
+
+    from panns_core.transfer import fine_tune_folder
+    from panns_core.transfer.synthetic import class_sound
+
+    rng = np.random.default_rng(0)
+    rows = ["filename,label,fold"]
+    for i in range(12):
+        label = i % 2
+        sf.write(tmp_path / f"c{i}.wav", class_sound(label, 2, 0.5, 16000, rng, channels=1 + i % 2), 16000)
+        rows.append(f"c{i}.wav,{'high' if label else 'low'},{'test' if i >= 8 else 'train'}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    model, row = fine_tune_folder(str(tmp_path / "labels.csv"), backbone=TinyBackbone(), strategy="freeze_l1",
+                                  iterations=2, head_iterations=200, batch_size=4, clip_seconds=0.5)
+    assert row["classes"] == ["high", "low"] and row["train_clips"] == 8 and row["test_clips"] == 4
+    out = model.eval()(torch.zeros(2, 4000))["clipwise_output"]
+    assert out.shape == (2, 2) and torch.allclose(out.exp().sum(-1), torch.ones(2))

@@ -19,6 +19,8 @@ def backbone_sample_rate(cfg: TransferConfig) -> int:
     """The rate the backbone expects: its registry front end, or an overridden ``sample_rate``."""
     if "sample_rate" in cfg.backbone_overrides:
         return int(cfg.backbone_overrides["sample_rate"])
+    if not isinstance(cfg.backbone, str):  # a ready module
+        return int(cfg.backbone.audio_config.sample_rate)
     from panns_core.models import model_info
 
     return int(model_info(cfg.backbone).config.sample_rate)
