@@ -477,6 +477,13 @@ def test_bad_inputs_raise_clear_errors(bad, match):
         model(bad)
 
 
+def test_float64_input_is_cast_to_the_model_dtype():
+    model = create_model("LeeNet11").eval()
+    wav = _audio(2, 8000)
+    with torch.no_grad():
+        torch.testing.assert_close(model(wav.double())["clipwise_output"], model(wav)["clipwise_output"])
+
+
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="sample_rate=16000"):
         create_model("Cnn14_16k", sample_rate=32000)

@@ -132,14 +132,14 @@ else:
         "Missing clips are left out and listed instead of being packed as silent all-negative rows; a "
         "validation split exists so that the eval set is used once, for reporting.",
         [
-            ("code", '''from panns_core.pipeline_data import prepare_indexes
+            ("code", '''import pandas as pd
+from panns_core.pipeline_data import prepare_indexes
 summary = prepare_indexes(data_root, **pack)
 pd.DataFrame(summary["indexes"]).T'''),
             ("md", "The eval-set identity (sha256 of the sorted clip names) that every table states:"),
             ("code", '''print(summary["eval_manifest"])'''),
         ],
     )
-    nbs["02_pack_and_index"].cells[2].source = "import pandas as pd\n" + nbs["02_pack_and_index"].cells[2].source
 
     nbs["03_train_system"] = _nb(
         "03 · Train one system",
@@ -232,7 +232,7 @@ for tid in ("table_V", "table_VI", "table_VII", "table_VIII", "table_IX", "table
 
     nbs["11_table_complexity"] = _nb(
         "11 · Table XII: multiply-adds and parameters",
-        "models = None",
+        "models = None  # None: the 15 architectures; or a list of class names\nwith_macs = True  # also count plain multiply-accumulates (a second pass per model)",
         "Reported multiply-adds per 10-s clip and parameter counts of the 15 architectures, computed by "
         "the authors' `count_flops` counter.",
         "Count them with `panns_core.complexity` on a 10-s clip at each model's own sample rate, with the "
@@ -243,7 +243,7 @@ for tid in ("table_V", "table_VI", "table_VII", "table_VIII", "table_IX", "table
         [
             ("code", '''from IPython.display import display
 from panns_core import tables as T, artefacts as A, paper
-result = T.table_xii(models)
+result = T.table_xii(models, with_macs=with_macs)
 A.save_table(result.df, "table_XII", figures_dir, sources=[], profile=profile, caption=paper.TABLES["table_XII"],
              meta=result.meta)
 display(result.df)'''),

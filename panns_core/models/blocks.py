@@ -140,10 +140,14 @@ class PannsModel(nn.Module):
     def forward(self, waveform: torch.Tensor, mixup_lambda=None) -> dict:
         """``waveform`` (batch, samples) float in [-1, 1] -> official output dict.
 
+        Floating-point input of another dtype is cast to the model's dtype.
         ``mixup_lambda`` (shape ``(batch,)``, pairs ``[lam, 1-lam]``) is used only in
         training, where the batch is halved at the architecture's official mixing point.
         """
         check_waveform(waveform, self.min_samples, type(self).__name__)
+        dtype = self.fc1.weight.dtype
+        if waveform.dtype != dtype:  # e.g. float64 audio into a float32 model
+            waveform = waveform.to(dtype)
         lam = None
         if self.training and mixup_lambda is not None:
             lam = check_mixup_lambda(mixup_lambda, waveform.shape[0])
