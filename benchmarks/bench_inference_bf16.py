@@ -118,15 +118,21 @@ def build(name: str, checkpoint_dir: str | None, calib: np.ndarray) -> tuple[tor
     return model, "random weights; BatchNorm and output scale calibrated on synthetic audio"
 
 
-def time_call(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def time_interleaved(calls: dict, repeats: int) -> dict:
+    """Median wall time per named call, the calls taking turns (one warm-up each).
+
+    Taking turns within every repeat exposes all variants to the same background load,
+    which matters on a shared machine more than any single-run number.
+    """
+    for fn in calls.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
@@ -141,25 +147,26 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
         with torch.no_grad():
             return model(x)
 
-    row["eager_s"] = time_call(eager, args.repeats)
-    row["default_s"] = time_call(lambda: default.forward(x.numpy()), args.repeats)
     # accuracy over all benchmark clips, not only the timed batch
     batches = np.array_split(clips, max(1, len(clips) // args.batch_size))
     ref = np.concatenate([default.forward(c)["clipwise_output"] for c in batches])
     row["fp32_clipwise_std_over_classes"] = float(ref.std(axis=1).mean())
+    calls = {"eager": eager, "default": lambda: default.forward(x.numpy())}
     if bf16_supported():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             whole = np.concatenate([model(torch.from_numpy(c))["clipwise_output"].float().numpy()
                                     for c in batches])
         row["bf16_whole_model_max_abs_diff"] = float(np.abs(whole - ref).max())
         fast = Pretrained(model, name, info.config, labels, precision="bf16")
-        row["bf16_s"] = time_call(lambda: fast.forward(x.numpy()), args.repeats)
         out = np.concatenate([fast.forward(c)["clipwise_output"] for c in batches])
         row["bf16_max_abs_diff"] = float(np.abs(out - ref).max())
         row["bf16_mean_abs_diff"] = float(np.abs(out - ref).mean())
         top_ref, top_fast = np.argsort(-ref, 1)[:, :10], np.argsort(-out, 1)[:, :10]
         row["bf16_top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10
                                                    for a, b in zip(top_ref, top_fast)]))
+        calls["bf16"] = lambda: fast.forward(x.numpy())
+    for key, seconds in time_interleaved(calls, args.repeats).items():
+        row[f"{key}_s"] = seconds
     for key in ("eager", "default", "bf16"):
         if f"{key}_s" in row:
             row[f"{key}_clips_per_s"] = args.batch_size / row[f"{key}_s"]

@@ -296,16 +296,15 @@ def _section(profile: dict, key: str) -> dict:
 
 
 def notebook_code_hash(path: str) -> str:
-    """Hash of the cells' types and sources only: outputs and metadata never trigger a rerun."""
+    """Hash of the code cells' sources only: narrative, outputs and metadata never trigger a rerun."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     h = hashlib.sha256()
     for cell in nb.cells:
-        h.update(cell.cell_type.encode())
-        h.update(b"\0")
-        h.update(cell.source.encode())
-        h.update(b"\1")
+        if cell.cell_type == "code":
+            h.update(cell.source.encode())
+            h.update(b"\0")
     return h.hexdigest()
 
 

@@ -107,8 +107,13 @@ if data_source == "generated":
     counts = pd.DataFrame(info.class_counts)
 elif data_source == "audioset":
     from panns_core.data import acquire as acq
-    summary = acq.acquire_dataset(data_root, **acquire)
-    print(summary)
+    options = dict(acquire)
+    splits = options.pop("splits", ["eval", "balanced_train", "unbalanced_train"])
+    if not options.pop("skip_metadata", False):
+        acq.download_metadata(data_root)
+    summaries = {split: acq.acquire_split(data_root, split, **options) for split in splits}
+    for split, summary in summaries.items():
+        print(split, summary)
     counts = None
 else:
     raise ValueError(f"data_source must be 'generated' or 'audioset', got {data_source!r}")'''),
@@ -133,7 +138,7 @@ else:
         "validation split exists so that the eval set is used once, for reporting.",
         [
             ("code", '''import pandas as pd
-from panns_core.pipeline_data import prepare_indexes
+from panns_core.stages import prepare_indexes
 summary = prepare_indexes(data_root, **pack)
 pd.DataFrame(summary["indexes"]).T'''),
             ("md", "The eval-set identity (sha256 of the sorted clip names) that every table states:"),
@@ -143,7 +148,8 @@ pd.DataFrame(summary["indexes"]).T'''),
 
     nbs["03_train_system"] = _nb(
         "03 · Train one system",
-        'data_root = "data/smoke"\ndata_source = "generated"\nrun_name = "Cnn14"\nconfig = {}',
+        'data_root = "data/smoke"\ndata_source = "generated"\nrun_name = "Cnn14"\nconfig = {}  # any TrainConfig field\n'
+        'nproc_per_node = 1  # > 1: launch torchrun with that many processes (one per GPU)',
         "Trained each system with Adam (lr 1e-3), batch 32, balanced sampling and mixup for about 600k "
         "iterations, evaluating mAP on the eval set every 2,000 iterations.",
         "`panns_core.train.train(TrainConfig)` with any field of `TrainConfig` given in `config` (the profile's "
@@ -153,10 +159,9 @@ pd.DataFrame(summary["indexes"]).T'''),
         "on small data: their curves show the mechanics, not converged systems.",
         [
             ("code", '''import os
-from panns_core.train import TrainConfig, train
-fields = {**config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name), "progress": False}
-cfg = TrainConfig.from_dict(fields, source=f"profile {profile}, run {run_name}")
-run_dir = train(cfg)
+from panns_core.stages import train_run
+fields = {"progress": False, **config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name)}
+run_dir = train_run(fields, nproc_per_node=nproc_per_node, source=f"profile {profile}, run {run_name}")
 print("run folder:", run_dir)'''),
             ("md", "## Training curves of this run (train dashed, eval solid)"),
             ("code", '''from panns_core import tables as T, plots as P

@@ -1,4 +1,4 @@
-"""The data stage of the pipeline: pack, index, validation split, data fractions.
+"""Library side of the pipeline stages: data preparation and the training launcher.
 
 One call that turns ``<data_root>/metadata + audios`` into every index the
 profile's runs read, by composing :mod:`panns_core.data.pack`:
@@ -86,3 +86,37 @@ def prepare_indexes(data_root: str, *, sample_rate: int = 32000, clip_seconds: f
         "indexes": indexes,
         "eval_manifest": eval_manifest,
     }
+
+
+# ----------------------------------------------------------------------------
+# Training stage
+# ----------------------------------------------------------------------------
+
+
+def train_run(fields: dict, *, nproc_per_node: int = 1, source: str = "profile") -> str:
+    """Train one run in this process, or under ``torchrun`` on ``nproc_per_node`` GPUs.
+
+    The config is validated here first (a typo fails before any GPU starts). For
+    several processes the config is written to ``<run_dir>/launch_config.json``
+    and ``python -m torch.distributed.run ... -m panns_core.train --config``
+    is launched with an argument list (no shell). Returns the run folder.
+    """
+    import json
+    import subprocess
+    import sys
+
+    from panns_core.train import TrainConfig, train
+
+    config = TrainConfig.from_dict(dict(fields), source=source)
+    if int(nproc_per_node) <= 1:
+        return train(config)
+    os.makedirs(config.run_dir, exist_ok=True)
+    path = os.path.join(config.run_dir, "launch_config.json")
+    with open(path, "w") as f:
+        json.dump(config.to_dict(), f, indent=1)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc_per_node)}",
+           "-m", "panns_core.train", "--config", path]
+    completed = subprocess.run(cmd, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with status {completed.returncode} (run folder {config.run_dir})")
+    return config.run_dir

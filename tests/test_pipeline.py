@@ -1,0 +1,275 @@
+"""The papermill orchestration: profiles, stages, skip/resume, manifest, report.
+
+Logic tests swap the notebook executor for a fast fake (no kernel); the tiny
+profile is then run for real, end to end, once per session (tests/tiny_pipeline.py).
+"""
+
+import json
+import os
+import shutil
+
+import nbformat
+import pytest
+import yaml
+
+from panns_core import artefacts, pipeline
+from panns_core.pipeline import Pipeline, ProfileError, load_profile
+from tiny_pipeline import tiny_run
+
+# --------------------------------------------------------------------------- profiles and stages
+
+
+def test_packaged_profiles_resolve_and_paths_take_copies(tmp_path):
+    assert {"smoke", "tiny", "full"} <= set(pipeline.list_profiles())
+    smoke = load_profile("smoke")
+    assert smoke["name"] == "smoke" and smoke["data_source"] == "generated"
+    copy = tmp_path / "mine.yaml"
+    copy.write_text(yaml.safe_dump({**{k: v for k, v in smoke.items() if not k.startswith("_")}, "name": "mine"}))
+    assert load_profile(str(copy))["name"] == "mine"
+    with pytest.raises(ProfileError, match="unknown profile 'nope'"):
+        load_profile("nope")
+    with pytest.raises(ProfileError, match="missing.yaml: profile file not found"):
+        load_profile(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["runs"].update(bad={"groups": ["hop"]}), "run 'bad' names unknown group 'hop'"),
+    (lambda p: p.pop("data_source"), r"missing key\(s\) \['data_source'\]"),
+    (lambda p: p.update(reference_run="ghost"), "reference_run 'ghost' is not one of the runs"),
+    (lambda p: p["notebooks"].append(["x"]), "each notebooks entry is a name"),
+    (lambda p: p["notebooks"].append("10_tables_audioset"), "listed twice"),
+])
+def test_bad_profiles_name_the_file_and_the_problem(tmp_path, edit, message):
+    profile = {k: v for k, v in load_profile("tiny").items() if not k.startswith("_")}
+    edit(profile)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ProfileError, match=message) as info:
+        load_profile(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_one_training_stage_per_run_line():
+    profile = load_profile("smoke")
+    stages = pipeline.derive_stages(profile)
+    names = [s.name for s in stages]
+    trains = [n for n in names if n.startswith("train_")]
+    assert trains == [f"train_{r}" for r in profile["runs"]]
+    assert names.index("pack_and_index") < names.index(trains[0]) and names[-2:] == ["manifest", "build_report"]
+    by = {s.name: s for s in stages}
+    assert by["train_sr_8k"].parameters["config"]["sample_rate"] == 8000
+    assert by["train_sr_8k"].parameters["config"]["model"] == "Cnn6"  # from the train defaults
+    assert "groups" not in by["train_sr_8k"].parameters["config"]
+    assert "train_base" in by["transfer_task"].deps  # its checkpoint lives in that run folder
+    assert set(trains) <= set(by["tables_audioset"].soft_deps)
+    profile["runs"]["hop_1000"] = {"hop_size": 1000, "groups": ["hop_size"]}
+    assert len(pipeline.derive_stages(profile)) == len(stages) + 1
+
+
+def test_parameters_cell_is_parsed_with_ast(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell('a = 1  # the run\'s value\nb: int = 2\nc, d = 3, "x"')
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    assert pipeline.declared_parameters(str(path)) == {"a", "b", "c", "d"}
+    nb.cells[0].metadata["tags"] = []
+    nbformat.write(nb, str(path))
+    with pytest.raises(pipeline.PipelineError, match="no code cell tagged 'parameters'"):
+        pipeline.declared_parameters(str(path))
+
+
+# --------------------------------------------------------------------------- skip / resume logic (fake executor)
+
+
+class FakeExecutor:
+    """Stands in for papermill: writes the outputs a stage promises, can be told to fail."""
+
+    def __init__(self):
+        self.calls, self.fail = [], {}
+
+    def __call__(self, input_path, output_path, parameters, cwd):
+        stage = os.path.basename(output_path)[3:-len(".ipynb")]
+        self.calls.append(stage)
+        if stage in self.fail:
+            raise RuntimeError(self.fail[stage])
+        nbformat.write(nbformat.v4.new_notebook(), output_path)
+        if "run_name" in parameters and "config" in parameters:
+            run_dir = os.path.join(cwd, parameters["run_root"], "train", parameters["run_name"])
+            os.makedirs(run_dir, exist_ok=True)
+            for name in ("statistics.jsonl", "config.json"):
+                with open(os.path.join(run_dir, name), "w") as f:
+                    f.write("{}\n")
+
+
+def small_profile(tmp_path, **changes):
+    profile = {
+        "name": "fake", "data_source": "generated", "data": {"root": "data/fake"},
+        "train": {"model": "Cnn6", "iterations": 1},
+        "reference_run": "a",
+        "runs": {"a": {}, "b": {"mel_bins": 32, "groups": ["mel_bins"]}},
+        "notebooks": ["01_download_audioset", "02_pack_and_index", "03_train_system", "10_tables_audioset"],
+    }
+    profile.update(changes)
+    path = tmp_path / "fake.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return str(path)
+
+
+def run_fake(profile_path, root, fake, **kwargs):
+    log = []
+    p = Pipeline(load_profile(profile_path), root=str(root), log=log.append)
+    ok = p.run(**kwargs)
+    return p, ok, log
+
+
+def record(root, stage):
+    with open(os.path.join(root, "runs", "fake", "stages", f"{stage}.json")) as f:
+        return json.load(f)
+
+
+def test_skip_when_up_to_date_resume_after_failure_and_rerun_on_change(tmp_path, monkeypatch):
+    fake = FakeExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    root = tmp_path / "proj"
+    path = small_profile(tmp_path)
+    _, ok, _ = run_fake(path, root, fake)
+    assert ok and fake.calls == ["download_audioset", "pack_and_index", "train_a", "train_b", "tables_audioset",
+                                 "build_report"]
+    rec = record(root, "train_b")
+    assert rec["status"] == "completed" and rec["parameters"]["config"] == {"model": "Cnn6", "iterations": 1,
+                                                                           "mel_bins": 32}
+    assert rec["started"] and rec["ended"] and len(rec["fingerprint"]) == 64
+    assert os.path.exists(root / "runs" / "fake" / "report.html")
+
+    fake.calls.clear()
+    p, ok, _ = run_fake(path, root, fake)
+    assert ok and fake.calls == []  # everything up to date
+    assert {r.status for r in p.results.values()} == {"up_to_date", "completed"}  # manifest is always rebuilt
+
+    # Change run b, and make its training crash: the folder is cleared (config changed), the failure recorded,
+    # the tables still run on what exists.
+    marker = root / "runs" / "fake" / "train" / "b" / "old.txt"
+    marker.write_text("stale")
+    path = small_profile(tmp_path, runs={"a": {}, "b": {"mel_bins": 128, "groups": ["mel_bins"]}})
+    fake.calls.clear()
+    fake.fail = {"train_b": "killed"}
+    p, ok, log = run_fake(path, root, fake)
+    assert not ok and fake.calls == ["train_b", "tables_audioset", "build_report"]
+    assert not marker.exists() and any("configuration changed" in line for line in log)
+    assert record(root, "train_b")["status"] == "failed" and "killed" in record(root, "train_b")["error"]
+
+    # Resume: only the failed stage and what reads it run again.
+    fake.calls.clear()
+    fake.fail = {}
+    _, ok, _ = run_fake(path, root, fake)
+    assert ok and fake.calls == ["train_b", "tables_audioset", "build_report"]
+
+    # --only forces one stage; --from reruns the tail.
+    fake.calls.clear()
+    run_fake(path, root, fake, only=["train_a"])
+    assert fake.calls == ["train_a"]
+    fake.calls.clear()
+    run_fake(path, root, fake, start="tables_audioset")
+    assert fake.calls == ["tables_audioset", "build_report"]
+    with pytest.raises(pipeline.PipelineError, match="unknown stage 'nope'"):
+        run_fake(path, root, fake, only=["nope"])
+
+
+def test_failed_dependency_skips_dependents_and_manifest_says_why(tmp_path, monkeypatch):
+    fake = FakeExecutor()
+    fake.fail = {"pack_and_index": "disk full"}
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    root = tmp_path / "proj"
+    p, ok, _ = run_fake(small_profile(tmp_path), root, fake)
+    assert not ok
+    assert p.results["train_a"].status == "skipped" and "pack_and_index" in p.results["train_a"].message
+    assert "train_a" not in fake.calls and "tables_audioset" in fake.calls
+    manifest = json.loads((root / "runs" / "fake" / "manifest.json").read_text())
+    assert manifest["artefacts"] == {}
+    assert set(manifest["missing"]) == set(artefacts.ARTEFACT_IDS)
+    assert "not written by 10_tables_audioset" in manifest["missing"]["table_V"]
+    assert "stage train_a skipped" in manifest["missing"]["table_V"]
+    assert "not part of profile 'fake'" in manifest["missing"]["fig_3"]
+    assert manifest["stages"]["pack_and_index"] == "failed"
+
+
+def test_unknown_parameters_and_missing_notebooks_are_reported(tmp_path, monkeypatch):
+    fake = FakeExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    path = small_profile(tmp_path, notebooks=["01_download_audioset", {"10_tables_audioset": {"colour": "red"}},
+                                              "30_not_written_yet"])
+    p, ok, _ = run_fake(path, tmp_path / "proj", fake)
+    assert not ok
+    assert "10_tables_audioset.ipynb: parameter(s) ['colour'] are not declared" in p.results["tables_audioset"].message
+    assert p.results["not_written_yet"].status == "unavailable"
+    assert "30_not_written_yet.ipynb is not built yet" in p.results["not_written_yet"].message
+
+
+# --------------------------------------------------------------------------- the tiny profile, for real
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return tiny_run(tmp_path_factory)
+
+
+def test_tiny_profile_end_to_end(tiny):
+    root, p, ok, log = tiny
+    statuses = {s.name: (json.loads((root / "runs" / "tiny" / "stages" / f"{s.name}.json").read_text()))["status"]
+                for s in p.stages}
+    assert ok, log
+    assert set(statuses.values()) == {"completed"}
+    for s in p.stages:
+        if s.notebook:
+            assert os.path.exists(s.output_notebook(str(root / "runs" / "tiny")))
+    manifest = json.loads((root / "runs" / "tiny" / "manifest.json").read_text())
+    assert manifest["profile"] == "tiny" and manifest["data_source"] == "generated"
+    assert set(manifest["artefacts"]) >= set(artefacts.AUDIOSET_IDS)
+    assert set(manifest["artefacts"]) | set(manifest["missing"]) == set(artefacts.ARTEFACT_IDS)
+    for aid, entry in manifest["artefacts"].items():
+        assert entry["profile"] == "tiny"
+        for rel in entry["paths"]:
+            assert os.path.exists(root / rel), rel
+        if aid not in ("table_XII",):
+            assert entry["sources"], aid
+    assert any("train/base/statistics.jsonl" in s for s in manifest["artefacts"]["table_XI"]["sources"])
+    for aid, why in manifest["missing"].items():
+        assert why, aid
+    html = (root / "runs" / "tiny" / "report.html").read_text()
+    assert "generated-corpus results, not paper-scale numbers" in html
+    assert "table_XI" in html and "fig_4f" in html and "data:image/png;base64," in html
+
+
+def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path, monkeypatch):
+    root, _, _, _ = tiny
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    calls = []
+    real = pipeline.execute_notebook
+
+    def counting(input_path, output_path, parameters, cwd, fail=None):
+        calls.append(os.path.basename(output_path))
+        return real(input_path, output_path, parameters, cwd)
+
+    monkeypatch.setattr(pipeline, "execute_notebook", counting)
+    p = Pipeline(load_profile("tiny"), root=str(copy), log=lambda m: None)
+    assert p.run() and calls == []
+
+    def failing(input_path, output_path, parameters, cwd):
+        calls.append(os.path.basename(output_path))
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(pipeline, "execute_notebook", failing)
+    p = Pipeline(load_profile("tiny"), root=str(copy), log=lambda m: None)
+    assert not p.run(only=["figure_classwise_ap"])
+    rec = json.loads((copy / "runs" / "tiny" / "stages" / "figure_classwise_ap.json").read_text())
+    assert rec["status"] == "failed" and "injected failure" in rec["error"]
+
+    calls.clear()
+    monkeypatch.setattr(pipeline, "execute_notebook", counting)
+    p = Pipeline(load_profile("tiny"), root=str(copy), log=lambda m: None)
+    assert p.run()
+    assert calls[0] == "12_figure_classwise_ap.ipynb" and not any(c.startswith("03_") for c in calls)
+    assert set(calls) <= {"12_figure_classwise_ap.ipynb", "19_build_report.ipynb"}
