@@ -15,6 +15,7 @@ from panns_core import paper
 from panns_core.config import CLASSES_NUM, AudioConfig
 
 from . import cnn, conv1d, mobilenet, resnet, sed, transfer, wavegram
+from panns_core.checkpoints import RELEASED_CHECKPOINTS
 
 FAMILIES = ("CNN", "ResNet", "MobileNet", "1D CNN", "Wavegram")
 
@@ -52,30 +53,9 @@ _MODELS: dict[str, tuple[type, str]] = {
     "Transfer_Cnn14": (transfer.Transfer_Cnn14, "CNN"),
 }
 
-# Released checkpoint (key of panns_core.checkpoints.RELEASED_CHECKPOINTS) of each class.
-CHECKPOINTS = {
-    "Cnn14": "Cnn14_mAP=0.431.pth",
-    "Cnn14_16k": "Cnn14_16k_mAP=0.438.pth",
-    "Cnn14_8k": "Cnn14_8k_mAP=0.416.pth",
-    "Cnn14_emb512": "Cnn14_emb512_mAP=0.420.pth",
-    "Cnn14_emb128": "Cnn14_emb128_mAP=0.412.pth",
-    "Cnn14_emb32": "Cnn14_emb32_mAP=0.364.pth",
-    "Cnn6": "Cnn6_mAP=0.343.pth",
-    "Cnn10": "Cnn10_mAP=0.380.pth",
-    "ResNet22": "ResNet22_mAP=0.430.pth",
-    "ResNet38": "ResNet38_mAP=0.434.pth",
-    "ResNet54": "ResNet54_mAP=0.429.pth",
-    "MobileNetV1": "MobileNetV1_mAP=0.389.pth",
-    "MobileNetV2": "MobileNetV2_mAP=0.383.pth",
-    "LeeNet11": "LeeNet11_mAP=0.266.pth",
-    "LeeNet24": "LeeNet24_mAP=0.336.pth",
-    "DaiNet19": "DaiNet19_mAP=0.295.pth",
-    "Res1dNet31": "Res1dNet31_mAP=0.365.pth",
-    "Res1dNet51": "Res1dNet51_mAP=0.355.pth",
-    "Wavegram_Cnn14": "Wavegram_Cnn14_mAP=0.389.pth",
-    "Wavegram_Logmel_Cnn14": "Wavegram_Logmel_Cnn14_mAP=0.439.pth",
-    "Cnn14_DecisionLevelMax": "Cnn14_DecisionLevelMax_mAP=0.385.pth",
-}
+# Released checkpoint of each class: derived from the one list in panns_core.checkpoints
+# (file name, URL, checksum), so the two can never disagree.
+CHECKPOINTS = {entry.model_name: filename for filename, entry in RELEASED_CHECKPOINTS.items()}
 
 CONSTRUCTOR_KWARGS = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax", "classes_num")
 
