@@ -548,3 +548,11 @@ def test_official_transfer_cnn14_outputs_log_softmax_from_the_base_embedding():
         base = model.base(wav)
     torch.testing.assert_close(out["embedding"], base["embedding"])
     torch.testing.assert_close(out["clipwise_output"], torch.log_softmax(model.fc_transfer(base["embedding"]), -1))
+
+
+def test_training_on_clips_shorter_than_a_specaugment_stripe_is_a_clear_error():
+    model = create_model("Cnn6", sample_rate=8000, window_size=256, hop_size=80, fmax=4000).train()
+    with pytest.raises(ValueError, match="too short to train with SpecAugment"):
+        model(torch.randn(2, 4000))  # 51 frames < 64-frame stripes
+    model.eval()
+    assert model(torch.randn(2, 4000))["clipwise_output"].shape == (2, 527)  # eval needs no stripes

@@ -114,6 +114,15 @@ class LogmelFrontEnd:
         # bn0 normalises each mel bin: move the mel axis to the channel axis and back.
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         if self.training and self.spec_augmenter is not None:
+            frames = x.shape[2]
+            if frames < SPEC_AUG_TIME_DROP_WIDTH:
+                # torchlibrosa draws a stripe start in [0, frames - width) and crashes otherwise.
+                raise ValueError(
+                    f"{type(self).__name__}: {frames} frames is too short to train with SpecAugment "
+                    f"(time stripes up to {SPEC_AUG_TIME_DROP_WIDTH} frames need at least that many, i.e. "
+                    f"{self._min_samples_for_frames(SPEC_AUG_TIME_DROP_WIDTH, self.audio_config)} samples); "
+                    "use longer clips or a *_no_specaug model"
+                )
             x = self.spec_augmenter(x)
         return x
 
