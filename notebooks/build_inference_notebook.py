@@ -85,7 +85,8 @@ inputs = files + [corrupt]
 print(f"{len(files)} file(s) from the {source}, plus one corrupt file")'''),
     ("md", "## Audio tagging\nTop labels per file (clipwise probabilities, max over 10-s windows)."),
     ("code", '''tagged = tagger.tag(inputs)
-for failure in tagger.last_failures:
+skipped = list(tagger.last_failures)
+for failure in skipped:
     print(f"skipped {failure.path}: {failure.reason}")
 tags = I.tags_table(tagged, k=top_k)
 tags.to_csv(os.path.join(out_dir, "tags.csv"), index=False)
@@ -128,7 +129,7 @@ print(f"{len(events)} event(s) at threshold {sed_threshold}")
 events.head(15).round(3)'''),
     ("md", "## Same thing on the command line\n```bash\npanns tag my.wav                      # Cnn14, top-10\n"
            "panns embed clips/ -o emb.h5\npanns sed my.wav --events events.csv --plot-dir plots/\n```"),
-    ("code", '''summary = {"profile": profile, "source": source, "files": len(files), "skipped": len(tagger.last_failures),
+    ("code", '''summary = {"profile": profile, "source": source, "files": len(files), "skipped": len(skipped),
            "tagger": tagger.describe(), "detector": detector.describe(), "events": int(len(events)),
            "untrained": not (checkpoint and sed_checkpoint)}
 pd.Series(summary).to_json(os.path.join(out_dir, "summary.json"), indent=2)
