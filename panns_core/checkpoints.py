@@ -190,7 +190,7 @@ def load_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLik
         if model_name is None and path.name in RELEASED_CHECKPOINTS:
             model_name = RELEASED_CHECKPOINTS[path.name].model_name
         if model_name is None:
-            matches = _registered_matches(state, path.name, first_only=True)
+            matches = registered_matches(state, path.name, first_only=True)
             if not matches:
                 raise CheckpointError(
                     f"{path}: no registered model has this checkpoint's layout; "
@@ -411,8 +411,8 @@ def _plausible(name: str, cfg: Mapping) -> bool:
     return not ("embedding_size" in cfg and emb and emb != cfg["embedding_size"])
 
 
-def _registered_matches(state: Mapping, hint: str = "", cfg: Mapping | None = None,
-                        first_only: bool = False, prefer: str = "") -> list[str]:
+def registered_matches(state: Mapping, hint: str = "", cfg: Mapping | None = None,
+                       first_only: bool = False, prefer: str = "") -> list[str]:
     """Registered models whose keys and shapes (heads excepted) equal the checkpoint's.
 
     The head's class count may differ (a fine-tuned model), so head rows are
@@ -487,7 +487,7 @@ def mismatch_message(model: torch.nn.Module, state: Mapping, path: str | os.Path
         lines.append(f"Its layers differ ({len(missing)} of the model's tensors are missing, "
                      f"{len(unexpected)} are extra, e.g. {(unexpected or missing)[0]!r}): "
                      "it comes from another architecture.")
-    matches = _registered_matches(state, Path(str(path)).name, ckpt_cfg, prefer=cls)
+    matches = registered_matches(state, Path(str(path)).name, ckpt_cfg, prefer=cls)
     if matches:
         extra = ""
         if ckpt_cfg.get("classes_num") and ckpt_cfg["classes_num"] != _registered_classes(matches[0]):

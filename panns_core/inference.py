@@ -335,7 +335,7 @@ def infer_model_name(state: Mapping[str, torch.Tensor], meta: Mapping | None = N
     by_prefix = [n for n in known if base.startswith(n.lower() + "_") or base == n.lower() + ".pth"]
     if by_prefix:
         return max(by_prefix, key=len)
-    matches = checkpoints._registered_matches(state, base)
+    matches = checkpoints.registered_matches(state, base)
     return matches[0] if matches else None
 
 
