@@ -21,25 +21,16 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from panns_core import __version__
+from panns_core import __version__, paper
 
 # ----------------------------------------------------------------------------
 # Artefact ids and the notebooks that own them
 # ----------------------------------------------------------------------------
 
-_ROMAN = ["IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII",
-          "XIII", "XIV", "XV", "XVI", "XVII", "XVIII"]
-
-TABLE_IDS: tuple[str, ...] = tuple(f"table_{r}" for r in _ROMAN)
-FIGURE_IDS: tuple[str, ...] = (
-    ("fig_3",)
-    + tuple(f"fig_4{c}" for c in "abcdef")
-    + ("fig_5",)
-    + tuple(f"fig_{n}" for n in range(6, 12))
-    + ("fig_12",)
-)
-ARTEFACT_IDS: tuple[str, ...] = TABLE_IDS + FIGURE_IDS
-"""Every artefact id the manifest knows, in paper order."""
+ARTEFACT_IDS: tuple[str, ...] = tuple(paper.ARTEFACT_IDS)
+"""Every artefact id the manifest knows, in paper order (defined in :mod:`panns_core.paper`)."""
+TABLE_IDS: tuple[str, ...] = tuple(i for i in ARTEFACT_IDS if i.startswith("table_"))
+FIGURE_IDS: tuple[str, ...] = tuple(i for i in ARTEFACT_IDS if i.startswith("fig_"))
 
 AUDIOSET_IDS: tuple[str, ...] = (
     TABLE_IDS[:9] + ("fig_3",) + tuple(f"fig_4{c}" for c in "abcdef") + ("fig_5", "fig_12")

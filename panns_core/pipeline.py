@@ -537,6 +537,19 @@ class Pipeline:
             self.log(f"[{'clearing':>11}] {run_dir}: its configuration changed")
             shutil.rmtree(run_dir)
 
+    def _drop_latest_checkpoint(self, stage: Stage) -> None:
+        """``keep_latest_checkpoint: false`` deletes a finished run's ``latest.pt`` (resume state).
+
+        The pipeline never resumes a *completed* run (a changed configuration
+        starts from an empty folder), so on small profiles the optimizer state is
+        only disk use; ``best.pt`` stays for evaluation, transfer and inference.
+        """
+        if stage.notebook != TRAIN_NOTEBOOK or self.profile.get("keep_latest_checkpoint", True):
+            return
+        latest = os.path.join(self.run_root, "train", stage.parameters["run_name"], "checkpoints", "latest.pt")
+        if os.path.exists(latest):
+            os.remove(latest)
+
     def _execute(self, stage: Stage, nb_path: Path, fp: str) -> StageResult:
         self._clear_stale_run(stage, fp)
         started, t0 = _now(), time.time()
@@ -563,6 +576,7 @@ class Pipeline:
                                duration_s=round(time.time() - t0, 2), error=message,
                                traceback=traceback.format_exc(limit=5))
             return StageResult(stage.name, "failed", message, time.time() - t0)
+        self._drop_latest_checkpoint(stage)
         duration = time.time() - t0
         self._write_record(stage, status="completed", fingerprint=fp, started=started, ended=_now(),
                            duration_s=round(duration, 2))

@@ -72,17 +72,20 @@ def _finish(fig, title: str | None = None):
 def scaled_rank_groups(num_classes: int, groups=PAPER_RANK_GROUPS, total: int = 527) -> list:
     """Map the paper's 1-based rank ranges onto a corpus with ``num_classes`` classes.
 
-    ``(1, 10)`` stays at the top, ``(517, 527)`` at the bottom, ``(250, 260)`` in
-    the middle; each range keeps at least one class. With 527 classes the
-    paper's ranges come back unchanged.
+    Each group keeps its relative position (top, middle, bottom) and holds as
+    many classes as the paper's (10-11) when the corpus is large enough, else
+    ``num_classes // 8`` (at least one), so a small corpus still shows a few
+    classes per panel. With 527 classes the paper's ranges come back unchanged.
     """
     if num_classes < 1:
         raise ValueError("num_classes must be >= 1")
     out = []
     for lo, hi in groups:
-        a = max(1, min(num_classes, int(round((lo - 1) * num_classes / total)) + 1))
-        b = max(a, min(num_classes, int(round(hi * num_classes / total))))
-        out.append((a, b))
+        size = min(hi - lo + 1, max(1, num_classes // 8), num_classes)
+        centre = (lo + hi) / 2 * num_classes / total
+        start = int(round(centre - (size - 1) / 2))
+        start = max(1, min(num_classes - size + 1, start))
+        out.append((start, start + size - 1))
     return out
 
 
@@ -127,14 +130,28 @@ def figure_classwise_ap(run: Run, counts: np.ndarray, class_names: Sequence[str]
 # ----------------------------------------------------------------------------
 
 
-def run_label(run: Run, table_id: str | None) -> str:
-    """Legend text: the run's value on the table's axis (e.g. ``hop_size=640``)."""
-    if table_id and table_id in TABLE_KEYS:
-        parts = [f"{k}={f(run.config)}" for k, f in TABLE_KEYS[table_id]]
-        if table_id == "table_XI":
-            parts = [paper.paper_name(model_name(run.config))]
-        return ", ".join(parts)
-    return run.name
+LEGEND_KEYS = {"training_set": "data", "balanced": "sampler", "augmentation": "aug", "data_fraction": "fraction",
+               "embedding_size": "embedding", "sample_rate": "sr", "mel_bins": "mel", "hop_size": "hop"}
+"""Short names of the table keys in legends."""
+
+
+def run_labels(runs: Sequence[Run], table_id: str | None) -> list:
+    """Legend texts that show only what differs between the runs (e.g. ``hop_size=640``)."""
+    if not runs:
+        return []
+    if table_id == "table_XI":
+        return [paper.paper_name(model_name(r.config)) for r in runs]
+    keys = list(TABLE_KEYS.get(table_id, ()))
+    values = [{k: f(r.config) for k, f in keys} for r in runs]
+    varying = [k for k, _ in keys if len({str(v[k]) for v in values}) > 1]
+    models = [model_name(r.config) for r in runs]
+    labels = []
+    for run, v, m in zip(runs, values, models):
+        parts = [f"{LEGEND_KEYS.get(k, k)}={v[k]}" for k in varying] or [run.name]
+        if len(set(models)) > 1:
+            parts.append(f"({m})")
+        labels.append(" ".join(parts))
+    return labels
 
 
 def figure_training_curves(runs: Sequence[Run], title: str, table_id: str | None = None, ax=None):
@@ -145,9 +162,8 @@ def figure_training_curves(runs: Sequence[Run], title: str, table_id: str | None
     else:
         fig = ax.figure
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, run in enumerate(runs):
+    for i, (run, label) in enumerate(zip(runs, run_labels(runs, table_id))):
         colour = colours[i % len(colours)]
-        label = run_label(run, table_id)
         for split, style, suffix in ((TRAIN_SPLIT, "--", " (train)"), (EVAL_SPLIT, "-", "")):
             curve = run.curve(split)
             if not curve.empty:
@@ -159,7 +175,7 @@ def figure_training_curves(runs: Sequence[Run], title: str, table_id: str | None
     if runs:
         ax.plot([], [], "k-", label="eval")
         ax.plot([], [], "k--", alpha=0.6, label="train")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         ax.text(0.5, 0.5, "no runs in this group", ha="center", va="center", transform=ax.transAxes)
     return _finish(fig) if own else fig

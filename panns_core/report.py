@@ -134,3 +134,24 @@ def image_html(png_path: str, caption: str = "", width: str = "100%") -> str:
         data = base64.b64encode(f.read()).decode()
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return f'<figure><img style="max-width:{width}" src="data:image/png;base64,{data}"/>{cap}</figure>'
+
+
+def evaluation_markdown(run_root: str) -> str:
+    """Stage 04's whole-eval-set scores (``runs/<profile>/evaluate/*.json``) as a Markdown table."""
+    folder = os.path.join(os.fspath(run_root), "evaluate")
+    if not os.path.isdir(folder):
+        return ""
+    rows = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            r = json.load(f)
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        rows.append(f"| {r.get('run')} | {r.get('split')} | {r.get('num_clips', '–')} | {fmt(r.get('mAP'))} | "
+                    f"{fmt(r.get('mAUC'))} | {fmt(r.get('d_prime'))} | `{str(r.get('eval_set_sha256', ''))[:16]}…` |")
+    if not rows:
+        return ""
+    return ("## Whole eval-set evaluation (stage 04, best-on-validation checkpoint)\n\n"
+            "| run | split | clips | mAP | AUC | d' | eval-set sha256 |\n|---|---|---:|---:|---:|---:|---|\n"
+            + "\n".join(rows))

@@ -98,7 +98,8 @@ class FakeExecutor:
         if "run_name" in parameters and "config" in parameters:
             run_dir = os.path.join(cwd, parameters["run_root"], "train", parameters["run_name"])
             os.makedirs(run_dir, exist_ok=True)
-            for name in ("statistics.jsonl", "config.json"):
+            os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+            for name in ("statistics.jsonl", "config.json", "checkpoints/latest.pt", "checkpoints/best.pt"):
                 with open(os.path.join(run_dir, name), "w") as f:
                     f.write("{}\n")
 
@@ -107,7 +108,7 @@ def small_profile(tmp_path, **changes):
     profile = {
         "name": "fake", "data_source": "generated", "data": {"root": "data/fake"},
         "train": {"model": "Cnn6", "iterations": 1},
-        "reference_run": "a",
+        "reference_run": "a", "keep_latest_checkpoint": False,
         "runs": {"a": {}, "b": {"mel_bins": 32, "groups": ["mel_bins"]}},
         "notebooks": ["01_download_audioset", "02_pack_and_index", "03_train_system", "10_tables_audioset"],
     }
@@ -142,6 +143,8 @@ def test_skip_when_up_to_date_resume_after_failure_and_rerun_on_change(tmp_path,
                                                                            "mel_bins": 32}
     assert rec["started"] and rec["ended"] and len(rec["fingerprint"]) == 64
     assert os.path.exists(root / "runs" / "fake" / "report.html")
+    ckpts = root / "runs" / "fake" / "train" / "a" / "checkpoints"
+    assert sorted(os.listdir(ckpts)) == ["best.pt"]  # keep_latest_checkpoint: false
 
     fake.calls.clear()
     p, ok, _ = run_fake(path, root, fake)
@@ -273,3 +276,11 @@ def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path, monkey
     assert p.run()
     assert calls[0] == "12_figure_classwise_ap.ipynb" and not any(c.startswith("03_") for c in calls)
     assert set(calls) <= {"12_figure_classwise_ap.ipynb", "19_build_report.ipynb"}
+
+
+def test_command_line_lists_stages_and_reports_bad_profiles(tmp_path, capsys):
+    assert pipeline.main(["--profile", "tiny", "--root", str(tmp_path), "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "train_leenet11" in out and "03_train_system" in out and "not run" in out
+    assert pipeline.main(["--profile", "nope", "--list"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err

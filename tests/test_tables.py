@@ -152,7 +152,8 @@ def test_table_xii_matches_paper_exactly():
 
 def test_rank_groups_scale_to_the_corpus():
     assert plots.scaled_rank_groups(527) == [(1, 10), (250, 260), (517, 527)]
-    assert plots.scaled_rank_groups(24) == [(1, 1), (12, 12), (24, 24)]
+    assert plots.scaled_rank_groups(24) == [(1, 3), (11, 13), (22, 24)]
+    assert plots.scaled_rank_groups(4) == [(1, 1), (2, 2), (4, 4)]
     assert plots.scaled_rank_groups(1) == [(1, 1), (1, 1), (1, 1)]
     counts = np.array([5, 0, 9, 5, 1])
     assert plots.rank_classes(counts).tolist() == [2, 0, 3, 4]  # class 1 has no clips
@@ -165,13 +166,13 @@ def test_figures_draw_what_they_should(run_root):
     ax = fig.axes[0]
     styles = [(line.get_linestyle(), len(line.get_xdata())) for line in ax.lines if len(line.get_xdata())]
     assert styles.count(("-", 3)) == 2 and styles.count(("--", 3)) == 2 and ("-", 2) in styles  # eval solid, train dashed
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"hop_size=640", "hop_size=320", "eval", "train"}
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"hop=640", "hop=320", "hop=160", "eval", "train"}
     plt.close(fig)
 
     counts = np.array([30, 10, 20, 5])
     fig = plots.figure_classwise_ap(runs["base"], counts, ["a", "b", "c", "d"])
     drawn = [line.get_label() for ax in fig.axes for line in ax.lines]
-    assert drawn == ["1. a (30)", "3. b (10)", "4. d (5)"]  # ranks 1, 3 (250-260 scaled to 4 classes) and 4
+    assert drawn == ["1. a (30)", "2. c (20)", "4. d (5)"]  # ranks 1, 2 (250-260 scaled to 4 classes) and 4
     plt.close(fig)
 
     ours = pd.DataFrame([{"model": "Cnn6", "mult_adds": 21.986e9, "mAP": 0.4},
@@ -187,3 +188,13 @@ def test_figures_draw_what_they_should(run_root):
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["c", "d", "a"]  # sorted by AP, class without AP left out
     plt.close(fig)
+
+
+def test_legend_labels_show_only_what_differs(run_root):
+    runs = tables.load_runs(run_root)
+    group = tables.group_runs(runs, "balancing_augmentation", "base")
+    labels = dict(zip([r.name for r in group], plots.run_labels(group, "table_V")))
+    assert labels["base"] == "data=full_train aug=mixup (Cnn14)"
+    assert labels["wave"] == "data=full_train aug=mixup_waveform (Cnn14_mixup_time_domain)"
+    assert labels["bal"] == "data=balanced_train aug=none (Cnn14)"
+    assert plots.run_labels([runs["cnn6"]], "table_XI") == ["CNN6"]

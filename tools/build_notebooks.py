@@ -389,7 +389,10 @@ display(Markdown(R.header_markdown(manifest, data_source, label)))'''),
         display(Markdown(f"## {aid}"))
         display(HTML(R.image_html(png, entry.get("caption", ""))))
         display(Markdown(R.provenance_line(entry)))'''),
-            ("code", '''display(Markdown(R.missing_markdown(manifest)))'''),
+            ("code", '''evaluation = R.evaluation_markdown(run_root)
+if evaluation:
+    display(Markdown(evaluation))
+display(Markdown(R.missing_markdown(manifest)))'''),
         ],
     )
     # The report's intro cell is for readers of the notebook, not of the report.
