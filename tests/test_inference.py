@@ -322,7 +322,8 @@ def test_demo_notebook_is_built_from_its_script_and_has_no_outputs():
     import sys
 
     root = os.path.join(os.path.dirname(__file__), "..", "notebooks")
-    check = subprocess.run([sys.executable, os.path.join(root, "build_inference_notebook.py"), "--check"],
+    builder = os.path.join(os.path.dirname(__file__), "..", "tools", "build_inference_notebook.py")
+    check = subprocess.run([sys.executable, builder, "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     with open(os.path.join(root, "30_pretrained_inference_demo.ipynb")) as f:

@@ -190,3 +190,18 @@ def test_fine_tune_folder_returns_a_waveform_classifier(tmp_path):
     assert row["classes"] == ["high", "low"] and row["train_clips"] == 8 and row["test_clips"] == 4
     out = model.eval()(torch.zeros(2, 4000))["clipwise_output"]
     assert out.shape == (2, 2) and torch.allclose(out.exp().sum(-1), torch.ones(2))
+
+
+def test_backbone_takes_the_class_count_of_its_checkpoint(tmp_path):
+    """A backbone pretrained on a K-class corpus loads without naming K: the head is replaced anyway."""
+    from panns_core.checkpoints import save_checkpoint
+    from panns_core.models import create_model
+    from panns_core.transfer.strategies import make_backbone
+
+    source = create_model("Cnn6", classes_num=7)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, source)
+    base = make_backbone("Cnn6", checkpoint=str(path))
+    assert base.fc_audioset.out_features == 7
+    for (name, a), b in zip(source.state_dict().items(), base.state_dict().values()):
+        assert torch.equal(a, b), name

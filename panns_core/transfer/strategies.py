@@ -62,15 +62,22 @@ def make_backbone(backbone, checkpoint: str | None = None, **overrides) -> nn.Mo
     With ``checkpoint`` the weights are loaded (official ``{'model': ...}`` files
     included) through :func:`panns_core.checkpoints.load_checkpoint`.
     """
+    from panns_core.checkpoints import load_checkpoint, read_checkpoint
+
     if isinstance(backbone, nn.Module):
         base = backbone
     else:
         from panns_core.models import create_model
 
+        if checkpoint and "classes_num" not in overrides:
+            # The AudioSet head is replaced by the transfer head anyway: build the backbone with
+            # the checkpoint's own class count (527 for released files, K for our corpus runs).
+            state, _ = read_checkpoint(checkpoint)
+            head = state.get("fc_audioset.weight")
+            if head is not None:
+                overrides = {**overrides, "classes_num": int(head.shape[0])}
         base = create_model(str(backbone), **overrides)
     if checkpoint:
-        from panns_core.checkpoints import load_checkpoint
-
         load_checkpoint(base, checkpoint)
     return base
 

@@ -1,7 +1,7 @@
 """Write notebooks/30_pretrained_inference_demo.ipynb with nbformat, without outputs.
 
-    python notebooks/build_inference_notebook.py            # (re)write the notebook
-    python notebooks/build_inference_notebook.py --check    # exit 1 if it is out of date
+    python tools/build_inference_notebook.py            # (re)write the notebook
+    python tools/build_inference_notebook.py --check    # exit 1 if it is out of date
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-PATH = Path(__file__).resolve().parent / "30_pretrained_inference_demo.ipynb"
+PATH = Path(__file__).resolve().parent.parent / "notebooks" / "30_pretrained_inference_demo.ipynb"
 
 PARAMETERS = '''profile = "smoke"
 run_root = "runs/smoke"
