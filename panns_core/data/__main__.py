@@ -1,0 +1,115 @@
+"""``python -m panns_core.data <command>``: prepare AudioSet or the generated corpus.
+
+Commands:
+  synthetic ROOT [--preset smoke] [--seed 0] [--workers N]   generate the offline corpus
+  metadata ROOT                                              fetch the official CSVs
+  acquire ROOT --split eval [--workers 8] [--cookies F] [--proxy URL] [--rate-limit B/s]
+  summary ROOT                                               availability per split
+  pack ROOT [--splits eval balanced_train ...] [--workers N] pack + indexes + full_train
+  index ROOT                                                 indexes for existing waveform HDF5s
+  subset INDEX --fraction 0.5 --seed 0                       partial-data index
+  validation INDEX --fraction 0.05 --seed 0                  carve a validation split
+  blacklist INDEX --csv LIST --out OUT                       drop black-listed ids
+  prepare ROOT [--preset smoke]                              synthetic + pack in one go
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _synthetic(a):
+    from panns_core.data.synthetic import generate_corpus
+
+    info = generate_corpus(a.root, preset=a.preset, workers=a.workers, seed=a.seed)
+    print(json.dumps({"root": info.root, "counts": info.counts, "seconds": round(info.seconds, 2),
+                      "clips_per_second": round(info.clips_per_second, 1)}))
+
+
+def _pack(a):
+    from panns_core.data.pack import pack_dataset
+
+    res = pack_dataset(a.root, splits=tuple(a.splits), workers=a.workers)
+    for name, r in res.items():
+        print(f"{name}: packed {r.packed}, excluded {r.excluded} {r.reasons}, "
+              f"{r.clips_per_second:.1f} clips/s{'' if r.complete else ' (incomplete)'}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m panns_core.data", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("synthetic"); s.add_argument("root"); s.add_argument("--preset", default="smoke")
+    s.add_argument("--seed", type=int, default=0); s.add_argument("--workers", type=int, default=0)
+    s = sub.add_parser("prepare"); s.add_argument("root"); s.add_argument("--preset", default="smoke")
+    s.add_argument("--seed", type=int, default=0); s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--splits", nargs="+", default=["eval", "balanced_train", "unbalanced_train"])
+    s = sub.add_parser("metadata"); s.add_argument("root")
+    s = sub.add_parser("acquire"); s.add_argument("root"); s.add_argument("--split", required=True)
+    s.add_argument("--workers", type=int, default=8); s.add_argument("--limit", type=int)
+    s.add_argument("--cookies"); s.add_argument("--proxy"); s.add_argument("--rate-limit", type=int)
+    s.add_argument("--min-interval", type=float, default=0.0); s.add_argument("--retries", type=int, default=2)
+    s.add_argument("--retry-failed", action="store_true"); s.add_argument("--ffmpeg")
+    s = sub.add_parser("summary"); s.add_argument("root")
+    s = sub.add_parser("pack"); s.add_argument("root"); s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--splits", nargs="+", default=["eval", "balanced_train", "unbalanced_train"])
+    s = sub.add_parser("index"); s.add_argument("root")
+    s = sub.add_parser("subset"); s.add_argument("index"); s.add_argument("--fraction", type=float, required=True)
+    s.add_argument("--seed", type=int, default=0); s.add_argument("--out")
+    s = sub.add_parser("validation"); s.add_argument("index"); s.add_argument("--fraction", type=float, default=0.05)
+    s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("blacklist"); s.add_argument("index"); s.add_argument("--csv", required=True)
+    s.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+
+    if a.cmd == "synthetic":
+        _synthetic(a)
+    elif a.cmd == "prepare":
+        _synthetic(a)
+        _pack(a)
+    elif a.cmd == "metadata":
+        from panns_core.data.acquire import download_metadata
+
+        print(json.dumps(download_metadata(a.root), indent=1))
+    elif a.cmd == "acquire":
+        from panns_core.data.acquire import acquire_split
+
+        summary = acquire_split(a.root, a.split, workers=a.workers, limit=a.limit, cookies=a.cookies,
+                                proxy=a.proxy, rate_limit=a.rate_limit, min_interval=a.min_interval,
+                                retries=a.retries, retry_failed=a.retry_failed, ffmpeg=a.ffmpeg, progress=True)
+        print(summary.line())
+    elif a.cmd == "summary":
+        import os
+
+        from panns_core.data.acquire import availability_summary
+        from panns_core.data.audioset import SPLITS, metadata_paths
+
+        for split in SPLITS:
+            if os.path.exists(metadata_paths(a.root)[split]):
+                print(availability_summary(a.root, split).line())
+    elif a.cmd == "pack":
+        _pack(a)
+    elif a.cmd == "index":
+        from panns_core.data.pack import build_indexes
+
+        print(json.dumps(build_indexes(a.root), indent=1))
+    elif a.cmd == "subset":
+        from panns_core.data.pack import partial_subset
+
+        print(f"{len(partial_subset(a.index, a.fraction, a.seed, a.out))} clips")
+    elif a.cmd == "validation":
+        from panns_core.data.pack import validation_split
+
+        train, val = validation_split(a.index, a.fraction, a.seed)
+        print(f"train {len(train)}, validation {len(val)}")
+    elif a.cmd == "blacklist":
+        from panns_core.data.pack import apply_black_list
+
+        print(f"{len(apply_black_list(a.index, a.csv, a.out))} clips kept")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
