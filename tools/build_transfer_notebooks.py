@@ -21,8 +21,8 @@ tasks = "all"                # "all", one task key or a list: esc50, dcase2019_t
 strategies = ["scratch", "finetune", "freeze_l1", "freeze_l3"]
 backbone = "Cnn6"            # any panns_core.models name; the paper transfers Cnn14
 backbone_overrides = {}      # constructor overrides, e.g. {"mel_bins": 32}
-checkpoint = None            # pretrained weights (official .pth or a best.pt of our runs); None = fixed random init
-shots = [1, "all"]            # training clips per class; "all" = every training clip of the fold
+checkpoint = None            # pretrained weights: official .pth or a best.pt of our runs, or None for a fixed random init
+shots = [1, "all"]           # training clips per class, "all" for every training clip of the fold
 folds = 1                    # first N folds of cross-validation tasks, "all", or a list; hold-out tasks have one
 seeds = [0]
 iterations = 2               # optimiser steps for scratch / fine-tune
@@ -30,8 +30,8 @@ head_iterations = 40         # steps of the frozen-embedding heads
 batch_size = 4
 learning_rate = 1e-4
 head_learning_rate = 1e-3
-clip_seconds = 1.0           # None = the native length of each task (5 s ESC-50, 10 s DCASE 2019, 30 s GTZAN, ...)
-segment_seconds = 1.0        # DCASE 2018 Task 2 segment length (paper: 4 s); None = 4 s; >= 1 s for SpecAugment
+clip_seconds = 1.0           # None keeps the native length of each task (5 s ESC-50, 10 s DCASE 2019, 30 s GTZAN)
+segment_seconds = 1.0        # DCASE 2018 Task 2 training segments (paper and None: 4 s), at least 1 s for SpecAugment
 synthetic = True             # True: generated stand-ins in each dataset's layout; False: real data in data_dir
 data_dir = "data/transfer"   # real data: <data_dir>/<task>/ as extracted from the official archives
 synthetic_dir = None         # default: <run_root>/transfer/standins
