@@ -421,7 +421,8 @@ def ablation_table(table_id: str, run_root: str, *, runs: dict | None = None) ->
 
 
 def table_iv(run_root: str, *, runs: dict | None = None) -> TableResult:
-    """Literature rows as printed, then ours: CNN14 beside the paper's CNN14, and our best system."""
+    """Literature rows as printed, then ours: CNN14 beside the paper's CNN14, and our best system
+    among the runs scored on the same eval clips as the reference run."""
     runs = load_runs(run_root) if runs is None else runs
     selections = {}
     for name, run in runs.items():
@@ -443,8 +444,16 @@ def table_iv(run_root: str, *, runs: dict | None = None) -> TableResult:
                 row.update(run=ours.run, iteration=ours.iteration)
         row.update(metric_columns(prow, ours))
         rows.append(row)
-    if selections:
-        best = max(selections.values(), key=lambda s: -1.0 if math.isnan(s.metrics["mAP"]) else s.metrics["mAP"])
+    # mAPs are comparable only on the same eval clips: compare the runs scored on the
+    # reference run's eval set (smoke runs may cap their eval set differently).
+    reference = read_profile_snapshot(run_root).get("reference_run")
+    if reference in selections:
+        comparable = [s for s in selections.values()
+                      if s.eval_set_sha256 == selections[reference].eval_set_sha256]
+    else:
+        comparable = list(selections.values())
+    if comparable:
+        best = max(comparable, key=lambda s: -1.0 if math.isnan(s.metrics["mAP"]) else s.metrics["mAP"])
         rows.append({"system": f"Ours: best of this profile ({paper.paper_name(model_name(runs[best.run].config))})",
                      "run": best.run, "iteration": best.iteration, **metric_columns(None, best)})
     sources = [os.path.join(runs[n].path, "statistics.jsonl") for n in selections]

@@ -198,3 +198,12 @@ def test_legend_labels_show_only_what_differs(run_root):
     assert labels["wave"] == "data=full_train aug=mixup_waveform (Cnn14_mixup_time_domain)"
     assert labels["bal"] == "data=balanced_train aug=none (Cnn14)"
     assert plots.run_labels([runs["cnn6"]], "table_XI") == ["CNN6"]
+
+
+def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_clips(run_root):
+    """A run scored on a different (e.g. capped) eval set cannot win on a higher mAP."""
+    capped = [{**line, "mAP": 0.9, "eval_set_sha256": "sha-first-24-clips"} if line["split"] == "eval"
+              else line for line in curve([0.9])]
+    make_run(run_root, "capped", {"model": "Cnn6"}, capped)
+    best = tables.table_iv(run_root).df.iloc[-1]
+    assert best["run"] != "capped" and best["mAP ours"] == 0.4
