@@ -205,5 +205,9 @@ def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_
     capped = [{**line, "mAP": 0.9, "eval_set_sha256": "sha-first-24-clips"} if line["split"] == "eval"
               else line for line in curve([0.9])]
     make_run(run_root, "capped", {"model": "Cnn6"}, capped)
+    with open(os.path.join(run_root, "profile.json")) as f:
+        snapshot = json.load(f)
+    write_snapshot(run_root, {**snapshot["runs"], "capped": {"groups": ["architectures"]}})
+    assert "capped" in tables.load_runs(run_root)
     best = tables.table_iv(run_root).df.iloc[-1]
     assert best["run"] != "capped" and best["mAP ours"] == 0.4
