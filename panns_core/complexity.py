@@ -1,7 +1,7 @@
 """Model complexity: parameters, the paper's "multi-adds" and plain MACs; Table XII.
 
 The paper's Table XII numbers come from the official counter
-``pytorch_utils.count_flops`` (see ``shared/reference/table_xii_check.md``).
+``pytorch_utils.count_flops`` (see ``docs/checkpoints.md``).
 :func:`count_multiply_adds` reproduces its convention exactly, quirks included:
 
 * Conv1d/Conv2d: ``2 * k * (C_in / groups)`` per output element, ``+1`` per

@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -7,17 +8,10 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-
 
 @pytest.fixture(scope="session")
 def official_spec():
-    """The official interface spec, when the shared reference folder is present."""
-    import json
-
-    path = os.path.join(SHARED, "reference", "official_models.json")
-    if not os.path.exists(path):
-        # The same spec is vendored into the repository for clean clones.
-        path = os.path.join(os.path.dirname(__file__), "data", "official_models.json")
-    with open(path) as f:
+    """The official implementation's interface spec (every class's kwargs, state_dict
+    keys/shapes/dtypes, outputs and counts), vendored as test data."""
+    with open(os.path.join(os.path.dirname(__file__), "data", "official_models.json")) as f:
         return json.load(f)
