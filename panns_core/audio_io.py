@@ -40,6 +40,13 @@ class AudioReadError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def pad_or_truncate(x: np.ndarray, n: int) -> np.ndarray:
+    """Zero-pad at the end or cut to ``n`` samples (the official ``pad_or_truncate``)."""
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
+
+
 def to_mono(audio: np.ndarray) -> np.ndarray:
     """Average channels: ``(samples,)`` or ``(samples, channels)`` -> ``(samples,)``."""
     audio = np.asarray(audio, dtype=np.float32)

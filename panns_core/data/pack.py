@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 import soundfile as sf
 
+from panns_core.audio_io import pad_or_truncate
 from panns_core.data.audioset import (
     ClassLabels, MetadataError, Segment, audio_name_for, metadata_paths, read_black_list,
     read_class_labels, read_segments_csv, ytid_from_audio_name,
@@ -77,13 +78,6 @@ class ClipResult:
     status: str
     waveform: Optional[np.ndarray] = None  # int16 (clip_samples,)
     message: str = ""
-
-
-def pad_or_truncate(x: np.ndarray, n: int) -> np.ndarray:
-    """Zero-pad at the end or cut to ``n`` samples (official ``pad_or_truncate``)."""
-    if len(x) >= n:
-        return x[:n]
-    return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
 
 
 def _read_audio(path: str, sample_rate: int) -> np.ndarray:

@@ -20,29 +20,22 @@ import os
 
 import numpy as np
 
-from panns_core.audio_io import AudioReadError, load_audio
+from panns_core.audio_io import AudioReadError, load_audio, pad_or_truncate
 from panns_core.transfer.base import TARGET_SAMPLE_RATE, TransferData
 
 log = logging.getLogger(__name__)
 
 
-def fixed_length(x: np.ndarray, samples: int) -> np.ndarray:
-    """Zero-pad at the end or cut to ``samples`` (the official ``pad_or_truncate``)."""
-    if len(x) >= samples:
-        return x[:samples]
-    return np.concatenate([x, np.zeros(samples - len(x), dtype=x.dtype)])
-
-
 def split_segments(x: np.ndarray, samples: int) -> np.ndarray:
     """Consecutive ``samples``-long segments ``(n, samples)``; the last is zero-padded; at least one."""
     n = max(1, int(np.ceil(len(x) / samples)))
-    return fixed_length(x, n * samples).reshape(n, samples)
+    return pad_or_truncate(x, n * samples).reshape(n, samples)
 
 
 def random_crop(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``samples``-long window of ``x`` (zero-padded when ``x`` is shorter): 4-s training segments."""
     if len(x) <= samples:
-        return fixed_length(x, samples)
+        return pad_or_truncate(x, samples)
     start = int(rng.integers(0, len(x) - samples + 1))
     return x[start:start + samples]
 
@@ -51,7 +44,7 @@ def clip_segments(x: np.ndarray, sample_rate: int, clip_seconds: float,
                   segment_seconds: float | None) -> np.ndarray:
     """The segments a clip is evaluated on: ``(1, clip)`` or ``(n, segment)``."""
     if segment_seconds is None:
-        return fixed_length(x, int(round(clip_seconds * sample_rate)))[None]
+        return pad_or_truncate(x, int(round(clip_seconds * sample_rate)))[None]
     return split_segments(x[:int(round(clip_seconds * sample_rate))], int(round(segment_seconds * sample_rate)))
 
 

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from panns_core.transfer.audio import ClipAudio, clip_segments, fixed_length, random_crop
+from panns_core.audio_io import pad_or_truncate
+from panns_core.transfer.audio import ClipAudio, clip_segments, random_crop
 from panns_core.transfer.base import TransferData
 from panns_core.transfer.strategies import (EmbeddingCache, base_of, check_strategy, fresh_copy, head_of,
                                             is_frozen, logits_of, make_backbone, state_hash, transfer_model)
@@ -127,7 +128,7 @@ def training_batch(data: TransferData, audio: ClipAudio, indices: np.ndarray, cl
         clip = data.clips[int(i)]
         x = audio[clip.clip_id]
         if segment_seconds is None:
-            waves.append(fixed_length(x, int(round(clip_seconds * sr))))
+            waves.append(pad_or_truncate(x, int(round(clip_seconds * sr))))
         else:
             waves.append(random_crop(x[:int(round(clip_seconds * sr))], int(round(segment_seconds * sr)), rng))
         labels.append(clip.label)
