@@ -84,6 +84,15 @@ def score(metric: str, labels: np.ndarray, probabilities: np.ndarray) -> float:
 # ----------------------------------------------------------------------------
 
 
+def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """One optimiser step on the softmax cross-entropy; returns the loss (shared by heads and whole models)."""
+    loss = F.cross_entropy(logits, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: TransferConfig,
                seed: int) -> list[float]:
     """Adam on minibatches of (embedding, label); returns the loss of each step."""
@@ -95,11 +104,7 @@ def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: T
     losses = []
     for _ in range(cfg.head_iterations):
         idx = torch.randint(0, len(x_all), (min(cfg.batch_size, len(x_all)),), generator=g)
-        loss = F.cross_entropy(logits_of(head(x_all[idx])), y_all[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(cross_entropy_step(optimizer, logits_of(head(x_all[idx])), y_all[idx]))
     head.eval()
     return losses
 
@@ -147,11 +152,7 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
     for _ in range(cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
         x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng)
-        loss = F.cross_entropy(logits_of(model(x)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y))
     model.eval()
     return losses
 
