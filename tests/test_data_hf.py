@@ -1,12 +1,17 @@
 """AudioSet from the Hub mirror, offline: parquet shards in the mirror's exact schema,
-written here, read via --hf-dir, packed, read back; missing/extra clips listed; one
-row group in memory at a time (instrumented pyarrow, not a mock of our code)."""
+written here, read via --hf-dir and through huggingface_hub from a local Hub-shaped
+server; packed, read back; missing/extra clips listed; one row group in memory at a
+time (instrumented pyarrow, not a mock of our code)."""
 
 import csv
+import hashlib
+import http.server
 import io
 import json
 import os
 import shutil
+import threading
+import urllib.parse
 import weakref
 
 import h5py
@@ -184,3 +189,72 @@ def test_shard_listing_picks_the_split_folder():
     assert shard_files_of(files, "eval") == ["data/eval/eval_00.parquet", "data/eval/eval_01.parquet"]
     assert shard_files_of(files, "balanced_train") == ["data/bal_train/b_00.parquet"]
     assert shard_files_of(files, "unbalanced_train") == ["data/unbal_train/u_00.parquet"]
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The two Hub endpoints huggingface_hub uses here: repo info (commit + file list) and
+    ``resolve`` (HEAD for commit/ETag, GET for the bytes), serving files of a local folder."""
+
+    root = ""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    requests: list = []
+
+    def _route(self, head):
+        self.requests.append((self.command, self.path))
+        path = urllib.parse.urlsplit(self.path).path
+        files = sorted(os.path.relpath(os.path.join(d, f), self.root).replace(os.sep, "/")
+                       for d, _, fs in os.walk(self.root) for f in fs)
+        if path == "/api/datasets/agkphysics/AudioSet":
+            body = json.dumps({"id": "agkphysics/AudioSet", "sha": self.sha,
+                               "siblings": [{"rfilename": f} for f in files]}).encode()
+            return self._send(200, body, {"Content-Type": "application/json"}, head)
+        prefix = f"/datasets/agkphysics/AudioSet/resolve/{self.sha}/"
+        name = urllib.parse.unquote(path[len(prefix):]) if path.startswith(prefix) else None
+        if name in files:
+            data = open(os.path.join(self.root, name), "rb").read()
+            return self._send(200, data, {"X-Repo-Commit": self.sha, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                                          "Content-Type": "application/octet-stream"}, head)
+        self._send(404, b"not found", {}, head)
+
+    def _send(self, code, body, headers, head):
+        self.send_response(code)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        self._route(False)
+
+    def do_HEAD(self):  # noqa: N802
+        self._route(True)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_hub_download_path_against_a_local_hub(tmp_path, monkeypatch):
+    root, hf_dir = make_mirror(tmp_path)
+    FakeHub.root, FakeHub.requests = hf_dir, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    cache = tmp_path / "hub_cache"
+    try:
+        result = acquire_split_hf(root, "eval", endpoint=endpoint, cache_dir=str(cache), max_shards=1)
+        assert result.source == {"source": "hf", "repo": "agkphysics/AudioSet", "revision": FakeHub.sha}
+        snapshot = cache / "datasets--agkphysics--AudioSet" / "snapshots" / FakeHub.sha / "data" / "eval"
+        assert sorted(os.listdir(snapshot)) == ["eval_00.parquet"]  # one shard fetched, into the Hub cache
+        result = acquire_split_hf(root, "eval", endpoint=endpoint, cache_dir=str(cache), delete_shards=True)
+        assert result.complete and result.summary.failed == {"decode": 1, "not_in_mirror": 1}
+        assert not (snapshot / "eval_01.parquet").exists()  # removed once its clips were written
+        fetched = [p for m, p in FakeHub.requests if m == "GET" and "/resolve/" in p]
+        assert [p.rsplit("/", 1)[1] for p in fetched] == ["eval_00.parquet", "eval_01.parquet"]
+        with open(os.path.join(root, "audios", "eval", "source.json")) as f:
+            assert json.load(f)["revision"] == FakeHub.sha
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -149,6 +149,13 @@ def test_rescore_end_to_end(tmp_path, zenodo):
     assert direct["mAP"] == pytest.approx(results["MobileNetV1"]["mAP"], abs=1e-6)
     assert direct["eval_set_sha256"] == results["MobileNetV1"]["eval_set"]["sha256"]
 
+    # the plain evaluate command records the same data source
+    from panns_core.evaluate import main as evaluate_main
+
+    record = evaluate_main(["--checkpoint", str(cache / "Cnn6_mAP=0.343.pth"), "--model", "Cnn6", "--data", index,
+                            "--max-clips", "2", "--output", str(tmp_path / "e.json"), "--no-progress"])
+    assert record["data_source"] == {"source": "hf", "repo": "agkphysics/AudioSet", "revision": "abc"}
+
     # a rerun reuses the results: no file is downloaded again
     downloads = sum("/files/" in r for r in ZenodoLike.requests)
     again = rescore(
