@@ -225,6 +225,13 @@ def build_model(checkpoint: str, model_name: Optional[str], classes_num: int, ov
     return model
 
 
+def _data_source(index_h5: str) -> dict:
+    """Where the scored clips came from (yt-dlp, or Hub mirror + revision), from the eval manifest."""
+    from panns_core.released_eval import eval_manifest
+
+    return eval_manifest(index_h5).get("data_source", {"source": "unrecorded"})
+
+
 def _parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m panns_core.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint file, or a released name (e.g. Cnn14)")
@@ -271,7 +278,7 @@ def main(argv=None) -> dict:
         record.pop("AP"), record.pop("AUC")
     record.update(checkpoint=os.path.abspath(checkpoint), model=type(model).__name__,
                   data=os.path.abspath(args.data), precision=args.precision,
-                  resample_mode=args.resample_mode)
+                  resample_mode=args.resample_mode, data_source=_data_source(args.data))
     output = args.output or f"{checkpoint}.{os.path.splitext(os.path.basename(args.data))[0]}.eval.json"
     with open(output, "w") as f:
         json.dump(record, f, indent=1, allow_nan=False)

@@ -3,7 +3,8 @@
 Commands:
   synthetic ROOT [--preset smoke] [--seed 0] [--workers N]   generate the offline corpus
   metadata ROOT                                              fetch the official CSVs
-  acquire ROOT --split eval [--workers 8] [--cookies F] [--proxy URL] [--rate-limit B/s]
+  acquire ROOT --split eval [--workers 8] [--cookies F] [--proxy URL] [--rate-limit B/s]   (YouTube)
+  acquire ROOT --split eval --source hf [--hf-repo R] [--hf-dir DIR] [--hf-revision REV]     (Hub mirror)
   summary ROOT                                               availability per split
   pack ROOT [--splits eval balanced_train ...] [--workers N] pack + indexes + full_train
   index ROOT                                                 indexes for existing waveform HDF5s
@@ -52,6 +53,15 @@ def main(argv=None) -> int:
     s.add_argument("--cookies"); s.add_argument("--proxy"); s.add_argument("--rate-limit", type=int)
     s.add_argument("--min-interval", type=float, default=0.0); s.add_argument("--retries", type=int, default=2)
     s.add_argument("--retry-failed", action="store_true"); s.add_argument("--ffmpeg")
+    s.add_argument("--source", choices=("yt-dlp", "hf"), default="yt-dlp",
+                   help="yt-dlp: download from YouTube; hf: read the Hugging Face Hub mirror")
+    s.add_argument("--hf-repo", default=None, help="mirror repository (default agkphysics/AudioSet)")
+    s.add_argument("--hf-dir", help="an already downloaded copy laid out as DIR/data/<split dir>/*.parquet")
+    s.add_argument("--hf-revision", help="branch, tag or commit of the mirror (default: main, pinned)")
+    s.add_argument("--hf-cache-dir", help="huggingface_hub cache (default: its own, $HF_HOME)")
+    s.add_argument("--max-shards", type=int, help="stop after N shards (a rerun continues)")
+    s.add_argument("--delete-shards", action="store_true",
+                   help="remove each downloaded shard from the Hub cache once its clips are written")
     s = sub.add_parser("summary"); s.add_argument("root")
     s = sub.add_parser("pack"); s.add_argument("root"); s.add_argument("--workers", type=int, default=0)
     s.add_argument("--splits", nargs="+", default=["eval", "balanced_train", "unbalanced_train"])
@@ -73,7 +83,16 @@ def main(argv=None) -> int:
         from panns_core.data.acquire import download_metadata
 
         print(json.dumps(download_metadata(a.root), indent=1))
+    elif a.cmd == "acquire" and a.source == "hf":
+        from panns_core.data.hf_audioset import HF_REPO, acquire_split_hf
+
+        result = acquire_split_hf(a.root, a.split, hf_repo=a.hf_repo or HF_REPO, hf_dir=a.hf_dir,
+                                  revision=a.hf_revision, cache_dir=a.hf_cache_dir, workers=a.workers,
+                                  max_shards=a.max_shards, delete_shards=a.delete_shards, progress=True)
+        print(result.line())
     elif a.cmd == "acquire":
+        if a.hf_dir or a.hf_repo:
+            p.error("--hf-dir/--hf-repo need --source hf")
         from panns_core.data.acquire import acquire_split
 
         summary = acquire_split(a.root, a.split, workers=a.workers, limit=a.limit, cookies=a.cookies,

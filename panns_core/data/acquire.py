@@ -31,7 +31,8 @@ from typing import Callable, Optional
 from panns_core.data.audioset import URLS, Segment, metadata_paths, read_segments_csv
 
 REASONS = ("unavailable", "private", "network", "decode", "other")
-"""Failure categories recorded in failures.csv."""
+"""Failure categories recorded in failures.csv by the yt-dlp path (the Hub mirror path
+adds ``not_in_mirror``)."""
 
 PERMANENT = ("unavailable", "private")
 """Failures not retried on a rerun unless ``retry_failed=True``."""
@@ -318,11 +319,39 @@ def acquire_split(data_root: str, split: str, *, downloader: Optional[Callable] 
                 failed[log.rows[s.ytid][0]] = failed.get(log.rows[s.ytid][0], 0) + 1
         summary = AcquireSummary(split, len(segments), available, failed,
                                  len(segments) - available - sum(failed.values()))
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"split": split, "total": summary.total, "available": summary.available,
-                   "percent": round(summary.percent, 2), "failed": summary.failed,
-                   "not_attempted": summary.not_attempted, "line": summary.line()}, f, indent=1)
+    write_summary(out_dir, summary, extra={"source": YTDLP_SOURCE})
+    with open(os.path.join(out_dir, "source.json"), "w") as f:
+        json.dump(YTDLP_SOURCE, f)
     return summary
+
+
+YTDLP_SOURCE = {"source": "yt-dlp"}
+"""``source.json`` of clips downloaded from YouTube (the Hub mirror writes its repo and revision)."""
+
+
+def write_summary(out_dir: str, summary: AcquireSummary, extra: Optional[dict] = None) -> None:
+    """``<out_dir>/summary.json``: the availability counts (both sources write the same fields)."""
+    record = {"split": summary.split, "total": summary.total, "available": summary.available,
+              "percent": round(summary.percent, 2), "failed": summary.failed,
+              "not_attempted": summary.not_attempted, "line": summary.line(), **(extra or {})}
+    tmp = os.path.join(out_dir, "summary.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "summary.json"))
+
+
+def acquisition_source(data_root: str, split: str) -> dict:
+    """Where the clips of ``split`` came from (``audios/<split>/source.json``).
+
+    ``{"source": "yt-dlp"}`` or ``{"source": "hf", "repo": ..., "revision": ...}``;
+    ``{"source": "unrecorded"}`` for clips or waveform files that came from elsewhere
+    (e.g. an existing PANNs copy).
+    """
+    path = os.path.join(data_root, "audios", split, "source.json")
+    if not os.path.exists(path):
+        return {"source": "unrecorded"}
+    with open(path) as f:
+        return json.load(f)
 
 
 def download_metadata(data_root: str, files=tuple(URLS)) -> dict:

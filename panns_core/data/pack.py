@@ -461,10 +461,13 @@ def eval_set_sha256(index_h5: str) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
-def write_eval_manifest(index_h5: str) -> dict:
-    """``<index>.manifest.json`` with ``num_clips`` and ``sha256_sorted_ids`` beside the index."""
+def write_eval_manifest(index_h5: str, data_source: Optional[dict] = None) -> dict:
+    """``<index>.manifest.json`` with ``num_clips``, ``sha256_sorted_ids`` and, when given,
+    ``data_source`` (where the clips came from: yt-dlp or a Hub mirror + revision)."""
     manifest = {"num_clips": len(read_index(index_h5)), "sha256_sorted_ids": eval_set_sha256(index_h5),
                 "index": os.path.abspath(index_h5)}
+    if data_source is not None:
+        manifest["data_source"] = data_source
     _atomic_json(index_h5[:-3] + ".manifest.json", manifest)
     return manifest
 
@@ -496,5 +499,8 @@ def build_indexes(data_root: str) -> dict:
         combine_full_train(data_root)
         out["full_train"] = index_path(data_root, "full_train")
     if os.path.exists(index_path(data_root, "eval")):
-        out["eval_manifest"] = write_eval_manifest(index_path(data_root, "eval"))
+        from panns_core.data.acquire import acquisition_source
+
+        out["eval_manifest"] = write_eval_manifest(index_path(data_root, "eval"),
+                                                   data_source=acquisition_source(data_root, "eval"))
     return out
