@@ -228,6 +228,15 @@ def _fetch_once(url: str, part: Path, resume: bool, expected_size: int | None,
             raise http.client.IncompleteRead(b"", total - received)
 
 
+def _describe_error(err: BaseException | None) -> str:
+    """A network error as a short phrase (``URLError(reason)`` -> ``reason``)."""
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        return f"network error: {err.reason}"
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    return f"{type(err).__name__}: {err}" if err is not None else "unknown error"
+
+
 def _is_retryable(err: BaseException) -> bool:
     if isinstance(err, urllib.error.HTTPError):
         return err.code in _RETRY_STATUSES or err.code == 416
@@ -283,9 +292,11 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, sha256: 
                 raise
             last_error = err
     else:
+        kept = (f"the {part.stat().st_size} bytes received so far are kept in {part} and the next call "
+                f"resumes from there" if part.is_file() and part.stat().st_size > 0 else "nothing was received")
         raise DownloadError(
-            f"cannot download {url} to {dest} after {retries + 1} attempts; "
-            f"the partial file {part} is kept for resuming. Last error: {last_error!r}"
+            f"cannot download {url} to {dest} after {retries + 1} attempts ({_describe_error(last_error)}); "
+            f"{kept}. Check the network (or a proxy: HTTPS_PROXY) and run the same command again."
         ) from last_error
 
     try:

@@ -535,7 +535,7 @@ class Pretrained:
 
             known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
             raise InferenceError(
-                f"{checkpoint!r} is neither an existing checkpoint file nor a released checkpoint "
+                f"checkpoint {checkpoint}: no such file, and not the name of a released checkpoint "
                 f"(released: {known})")
         path = fetch_released(entry.filename, cache_dir, download=download, progress=progress)
         return path, model or entry.model_name
