@@ -16,7 +16,17 @@ place that does this:
    decoder said.
 
 Empty or non-finite audio is also an :class:`AudioReadError`, never a silent zero
-clip.
+clip, and so is a WAV file whose data chunk is shorter than its header says (a cut
+download or copy): such a file would otherwise be zero-padded into a "good" clip.
+Every :class:`AudioReadError` carries a short ``kind`` (:data:`FAILURE_KINDS`), so a
+batch job (packing, transfer, inference) can record *why* a file was skipped.
+
+This module is the one decode/resample path of the project: packing
+(:mod:`panns_core.data.pack`), the transfer datasets and inference all call
+:func:`load_audio`, so training and inference audio are resampled the same way.
+(The reader's 32 kHz -> 16/8 kHz modes in :mod:`panns_core.data.resample` are a
+different thing: on-the-fly downsampling of already packed data for the low-rate
+ablations, kept as the paper's recipe.)
 """
 
 from __future__ import annotations
@@ -31,12 +41,20 @@ import numpy as np
 FFMPEG_TIMEOUT_S = 600
 
 
-class AudioReadError(ValueError):
-    """An audio file could not be decoded; ``str()`` names the file and the reason."""
+FAILURE_KINDS = ("missing", "not_a_file", "empty", "decode", "truncated", "nonfinite", "bad_array")
+"""Why a file or array was skipped: the ``kind`` of an :class:`AudioReadError`."""
 
-    def __init__(self, path, reason: str):
+
+class AudioReadError(ValueError):
+    """An audio file could not be decoded; ``str()`` names the file and the reason.
+
+    ``kind`` is one of :data:`FAILURE_KINDS` (``decode`` when nothing more precise is known).
+    """
+
+    def __init__(self, path, reason: str, kind: str = "decode"):
         self.path = str(path)
         self.reason = reason
+        self.kind = kind
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -45,6 +63,34 @@ def pad_or_truncate(x: np.ndarray, n: int) -> np.ndarray:
     if len(x) >= n:
         return x[:n]
     return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
+
+
+def waveform_from_array(array, name: str = "array") -> np.ndarray:
+    """A 1-D numpy input as float32 in [-1, 1], the way a decoded file would be.
+
+    Integer PCM is scaled by its full range, like a WAV reader does: int8/int16/int32
+    divide by 2**7/2**15/2**31, unsigned 8-bit PCM is centred on 128 first. Tagging
+    raw 32767-range values would saturate the log-mel front end and give confident
+    nonsense. Other dtypes (uint16/uint32/int64, complex, object) are refused with a
+    message saying how to convert. Empty, non-1-D and non-finite arrays raise
+    :class:`AudioReadError` (``kind`` ``bad_array`` / ``nonfinite``) naming ``name``.
+    """
+    x = np.asarray(array)
+    if x.ndim != 1 or x.size == 0:
+        raise AudioReadError(name, f"an input array must be 1-D and non-empty, got shape {x.shape}", "bad_array")
+    if x.dtype == np.uint8:
+        return ((x.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    if x.dtype in (np.int8, np.int16, np.int32):
+        return (x.astype(np.float64) / float(2 ** (8 * x.dtype.itemsize - 1))).astype(np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise AudioReadError(
+            name, f"unsupported array dtype {x.dtype}: pass float32 samples in [-1, 1] (or int16/int32/uint8 "
+                  f"PCM, which is scaled), e.g. x.astype(np.float32) / np.iinfo(x.dtype).max", "bad_array")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise AudioReadError(name, f"the array contains {bad} NaN or infinite samples", "nonfinite")
+    return x
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -72,6 +118,73 @@ def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
 
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     return to_mono(audio), int(sr)
+
+
+def wav_declared_frames(path: str) -> int | None:
+    """Frames the ``data`` chunk of a RIFF/WAVE file claims to hold, or None.
+
+    libsndfile silently clamps a WAV's frame count to the bytes present, so a file
+    cut in half reads as a shorter, valid clip; the header still says how long it
+    should be. None when the file is not a plain RIFF WAV or the size is unknown
+    (streaming writers put 0 or 0xFFFFFFFF there; RF64 keeps it elsewhere).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    if len(fmt) < 14:
+                        return None
+                    block_align = int.from_bytes(fmt[12:14], "little")
+                    f.seek(size % 2, os.SEEK_CUR)
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + size % 2, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def _check_complete(path: str, decoded_frames: int) -> None:
+    declared = wav_declared_frames(path)
+    if declared is not None and decoded_frames < declared:
+        raise AudioReadError(
+            path, f"truncated: the WAV header declares {declared} frames but only {decoded_frames} are "
+                  f"present ({decoded_frames / declared:.0%}); the file was cut short (re-download or re-copy it)",
+            "truncated")
+
+
+def read_native_int16(path, sample_rate: int) -> np.ndarray | None:
+    """A mono 16-bit PCM file already at ``sample_rate``: its samples unchanged, else None.
+
+    Packing stores int16; reading such files (what acquisition writes) as int16
+    skips a lossy float round trip. The same completeness check as
+    :func:`load_audio` applies (a truncated file raises :class:`AudioReadError`).
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    try:
+        info = sf.info(path)
+        if info.samplerate != sample_rate or info.channels != 1 or info.subtype != "PCM_16":
+            return None
+        audio = sf.read(path, dtype="int16")[0]
+    except (sf.LibsndfileError, RuntimeError):
+        return None
+    _check_complete(path, len(audio))
+    if audio.size == 0:
+        raise AudioReadError(path, "the file decodes to 0 samples (empty audio)", "empty")
+    return audio
 
 
 def ffmpeg_executable() -> str | None:
@@ -108,9 +221,9 @@ def _read_ffmpeg(path: str) -> tuple[np.ndarray, int]:
 
 def _validate(path: str, audio: np.ndarray) -> np.ndarray:
     if audio.size == 0:
-        raise AudioReadError(path, "the file decodes to 0 samples (empty audio)")
+        raise AudioReadError(path, "the file decodes to 0 samples (empty audio)", "empty")
     if not np.all(np.isfinite(audio)):
-        raise AudioReadError(path, "the decoded audio contains NaN or infinite samples")
+        raise AudioReadError(path, "the decoded audio contains NaN or infinite samples", "nonfinite")
     return audio
 
 
@@ -118,26 +231,32 @@ def load_audio(path, sample_rate: int, *, use_ffmpeg: bool = True) -> np.ndarray
     """Decode ``path`` to a mono float32 array at ``sample_rate``.
 
     Raises :class:`AudioReadError` (a ``ValueError``) naming the file when it is
-    missing, unreadable by every decoder, empty, or contains non-finite samples.
+    missing (``kind`` ``missing``; a broken symlink too), not a file, 0 bytes
+    (``empty``), unreadable by every decoder (``decode``), shorter than its WAV
+    header declares (``truncated``) or contains non-finite samples (``nonfinite``).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise AudioReadError(path, "file not found")
+        if os.path.islink(path):
+            raise AudioReadError(path, f"broken symbolic link (points to {os.readlink(path)!r}, which does not exist)",
+                                 "missing")
+        raise AudioReadError(path, "file not found", "missing")
     if os.path.isdir(path):
-        raise AudioReadError(path, "is a directory, not an audio file")
+        raise AudioReadError(path, "is a directory, not an audio file", "not_a_file")
     if os.path.getsize(path) == 0:
-        raise AudioReadError(path, "file is empty (0 bytes)")
+        raise AudioReadError(path, "file is empty (0 bytes)", "empty")
     try:
         audio, sr = _read_soundfile(path)
     except Exception as sf_error:  # noqa: BLE001 - any libsndfile failure goes to ffmpeg
         if not use_ffmpeg:
-            raise AudioReadError(path, f"cannot decode ({sf_error})") from None
+            raise AudioReadError(path, f"cannot decode ({sf_error})", "decode") from None
         try:
             audio, sr = _read_ffmpeg(path)
         except Exception as ff_error:  # noqa: BLE001
             raise AudioReadError(
-                path, f"cannot decode audio: soundfile: {sf_error}; ffmpeg: {ff_error}"
+                path, f"cannot decode audio: soundfile: {sf_error}; ffmpeg: {ff_error}", "decode"
             ) from None
+    _check_complete(path, len(audio))
     audio = _validate(path, audio)
     return _validate(path, resample(audio, sr, sample_rate))
 
@@ -151,15 +270,19 @@ def expand_inputs(inputs, *, recursive: bool = True) -> list[str]:
 
     Plain file paths are kept as given (even with an unknown extension, so the
     decoder gets to say what is wrong); directories contribute their files whose
-    extension is in :data:`AUDIO_EXTENSIONS`, sorted for reproducible order.
+    extension is in :data:`AUDIO_EXTENSIONS`, sorted for reproducible order, and
+    their broken symlinks with such an extension (reported later as skipped).
     """
     files: list[str] = []
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
             pattern = "**/*" if recursive else "*"
+            # A broken symlink is listed too, so the decoder reports it as skipped
+            # rather than the folder silently holding one file fewer.
             found = sorted(str(p) for p in Path(item).glob(pattern)
-                           if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+                           if (p.is_file() or (p.is_symlink() and not p.exists()))
+                           and p.suffix.lower() in AUDIO_EXTENSIONS)
             files.extend(found)
         else:
             files.append(item)

@@ -271,12 +271,16 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes); download or copy it again")
     try:
         obj = _torch_load(path)
     except CheckpointError:
         raise
     except Exception as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({why}); it may be "
+                              f"truncated, download or copy it again") from err
     if isinstance(obj, Mapping) and obj.get("format") == OUR_FORMAT:
         state, meta = obj.get("state_dict"), {k: v for k, v in obj.items() if k != "state_dict"}
         meta.update(meta.pop("extra", {}) or {})

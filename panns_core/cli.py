@@ -130,7 +130,8 @@ def _load_model(args, task: str):
                                labels_path=args.labels, allow_generic_labels=args.generic_labels,
                                progress=not args.quiet, **options)
     except (InferenceError, LabelsError, ValueError, KeyError) as exc:
-        raise CliError(str(exc).strip("'\"")) from None
+        # str(KeyError) adds quotes around the message; other errors are printed as they are.
+        raise CliError(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)) from None
 
 
 def _report_failures(args, model) -> None:
@@ -169,6 +170,18 @@ def _output_stem(path: str, used: set) -> str:
         candidate = f"{stem}_{n}"
     used.add(candidate)
     return candidate
+
+
+def _write_output_names(names: list, folder: str, args) -> None:
+    """``<folder>/outputs.csv``: input path -> output stem, so renamed outputs (``x.wav``
+    and ``x.flac`` -> ``x``, ``x_2``) can be traced back to their input."""
+    import pandas as pd
+
+    _write_csv(pd.DataFrame(names, columns=["input", "output"]), os.path.join(folder, "outputs.csv"))
+    renamed = [(p, s) for p, s in names if s != (os.path.splitext(os.path.basename(p))[0] or "audio")]
+    if renamed:
+        print(f"note: {len(renamed)} output name(s) collided and were suffixed (e.g. {renamed[0][0]} -> "
+              f"{renamed[0][1]}); see {os.path.join(folder, 'outputs.csv')}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- commands
@@ -253,24 +266,28 @@ def cmd_sed(args) -> int:
     except InferenceError as exc:
         raise CliError(str(exc)) from None
     _report_failures(args, model)
-    tables, stems = [], set()
+    tables, stems, names = [], set(), []
     for result in results:
         try:
             table = result.events(thresholds, min_duration=args.min_duration, min_gap=args.min_gap)
         except KeyError as exc:
-            raise CliError(str(exc).strip("'\"")) from None
+            # str(KeyError) adds quotes around the message.
+            raise CliError(exc.args[0] if exc.args else str(exc)) from None
         tables.append(table)
         _say(args, f"{result.path}  ({result.duration_s:.2f} s, {result.framewise.shape[0]} frames, "
                    f"{len(table)} event(s))")
         for row in table.itertuples():
             _say(args, f"  {row.onset:7.2f} {row.offset:7.2f}  {row.score:.3f}  {row.label}")
         stem = _output_stem(result.path, stems)
+        names.append((result.path, stem))
         if args.framewise_dir:
             os.makedirs(args.framewise_dir, exist_ok=True)
             np.save(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), result.framewise)
         if args.plot_dir:
             plot_sed(result, os.path.join(args.plot_dir, f"{stem}.png"), top_k=args.plot_top_k)
             result.waveform = None
+    for folder in dict.fromkeys(d for d in (args.framewise_dir, args.plot_dir) if d):
+        _write_output_names(names, folder, args)
     if args.events and results:
         _write_csv(pd.concat(tables, ignore_index=True), args.events)
         _say(args, f"wrote {args.events}")

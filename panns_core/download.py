@@ -21,10 +21,12 @@ import http.client
 import logging
 import os
 import re
+import shutil
 import socket
 import stat
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -228,6 +230,15 @@ def _fetch_once(url: str, part: Path, resume: bool, expected_size: int | None,
             raise http.client.IncompleteRead(b"", total - received)
 
 
+def _describe_error(err: BaseException | None) -> str:
+    """A network error as a short phrase (``URLError(reason)`` -> ``reason``)."""
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        return f"network error: {err.reason}"
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    return f"{type(err).__name__}: {err}" if err is not None else "unknown error"
+
+
 def _is_retryable(err: BaseException) -> bool:
     if isinstance(err, urllib.error.HTTPError):
         return err.code in _RETRY_STATUSES or err.code == 416
@@ -283,9 +294,11 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, sha256: 
                 raise
             last_error = err
     else:
+        kept = (f"the {part.stat().st_size} bytes received so far are kept in {part} and the next call "
+                f"resumes from there" if part.is_file() and part.stat().st_size > 0 else "nothing was received")
         raise DownloadError(
-            f"cannot download {url} to {dest} after {retries + 1} attempts; "
-            f"the partial file {part} is kept for resuming. Last error: {last_error!r}"
+            f"cannot download {url} to {dest} after {retries + 1} attempts ({_describe_error(last_error)}); "
+            f"{kept}. Check the network (or a proxy: HTTPS_PROXY) and run the same command again."
         ) from last_error
 
     try:
@@ -321,83 +334,172 @@ def _member_problem(name: str) -> str | None:
     return None
 
 
-def _inside(root: Path, target: Path) -> bool:
-    root = root.resolve()
-    try:
-        target.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
+class _Escape(Exception):
+    """A path, followed through the archive's own links, leaves the destination."""
 
 
-def _check_tar_member(member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
-    problem = _member_problem(member.name)
-    if problem is None and not _inside(dest, dest / member.name):
-        problem = "path resolves outside the destination"
-    if problem is None and (member.ischr() or member.isblk() or member.isfifo() or member.isdev()):
-        problem = "device or FIFO entry"
-    if problem is None and member.issym():
-        link = member.linkname
-        if PurePosixPath(link).is_absolute() or not _inside(dest, (dest / member.name).parent / link):
-            problem = f"symlink to {link!r} points outside the destination"
-    if problem is None and member.islnk():
-        link = member.linkname
-        if _member_problem(link) or not _inside(dest, dest / link):
-            problem = f"hard link to {link!r} points outside the destination"
-    if problem is None and not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-        problem = "unsupported entry type"
-    if problem:
-        raise UnsafeArchiveError(f"refusing to extract {archive}: member {member.name!r}: {problem}")
+_MAX_LINK_HOPS = 40  # like the kernel's limit; a longer chain is treated as a loop
 
 
-def _check_zip_member(info: zipfile.ZipInfo, dest: Path, archive: Path) -> None:
+def _resolve_in_archive(name: str, links: dict, follow_last: bool) -> tuple:
+    """The parts of ``name`` below the destination after following the archive's symlinks.
+
+    The destination starts empty (we extract into a fresh folder), so the only links
+    a path can run through are the archive's own symlink members (``links``: name ->
+    target). Resolving here, before anything is written, catches chains such as
+    ``a -> .``, ``b -> a/..``, ``b/escaped.txt`` whose every single member looks
+    harmless. Raises :class:`_Escape` when the path leaves the destination.
+    """
+    resolved: list = []
+    pending = [p for p in PurePosixPath(name).parts]
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                raise _Escape(name)
+            resolved.pop()
+            continue
+        here = "/".join(resolved + [part])
+        if here in links and (pending or follow_last):
+            hops += 1
+            target = links[here]
+            if hops > _MAX_LINK_HOPS or PurePosixPath(target).is_absolute() or PureWindowsPath(target).drive:
+                raise _Escape(name)
+            pending = list(PurePosixPath(target).parts) + pending
+            continue
+        resolved.append(part)
+    return tuple(resolved)
+
+
+def _check_tar_members(members: list, archive: Path) -> None:
+    """Refuse the whole archive if any member is unsafe (nothing is written yet)."""
+    links = {"/".join(PurePosixPath(m.name).parts): m.linkname for m in members if m.issym()}
+    for member in members:
+        problem = _member_problem(member.name)
+        if problem is None and (member.ischr() or member.isblk() or member.isfifo() or member.isdev()):
+            problem = "device or FIFO entry"
+        if problem is None and not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            problem = "unsupported entry type"
+        try:
+            if problem is None:
+                # The member's folder is followed through links; the member itself replaces
+                # whatever is at its name, so its last part is not followed.
+                _resolve_in_archive(member.name, links, follow_last=False)
+        except _Escape:
+            problem = "path resolves outside the destination (through the archive's symlinks)"
+        if problem is None and member.issym():
+            link = member.linkname
+            parent = str(PurePosixPath(member.name).parent)
+            try:
+                if PurePosixPath(link).is_absolute() or PureWindowsPath(link).drive:
+                    raise _Escape(link)
+                _resolve_in_archive(f"{parent}/{link}", links, follow_last=True)
+            except _Escape:
+                problem = f"symlink to {link!r} points outside the destination"
+        if problem is None and member.islnk():
+            link = member.linkname
+            try:
+                if _member_problem(link):
+                    raise _Escape(link)
+                _resolve_in_archive(link, links, follow_last=True)
+            except _Escape:
+                problem = f"hard link to {link!r} points outside the destination"
+        if problem:
+            raise UnsafeArchiveError(f"refusing to extract {archive}: member {member.name!r}: {problem}; "
+                                     f"nothing was extracted")
+
+
+def _check_zip_member(info: zipfile.ZipInfo, archive: Path) -> None:
     problem = _member_problem(info.filename)
-    if problem is None and not _inside(dest, dest / info.filename):
-        problem = "path resolves outside the destination"
     mode = info.external_attr >> 16
     if problem is None and stat.S_ISLNK(mode):
         problem = "symlink entry"
     if problem is None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
         problem = "device or FIFO entry"
     if problem:
-        raise UnsafeArchiveError(f"refusing to extract {archive}: member {info.filename!r}: {problem}")
+        raise UnsafeArchiveError(f"refusing to extract {archive}: member {info.filename!r}: {problem}; "
+                                 f"nothing was extracted")
+
+
+def _tar_filter():
+    """tarfile's ``data`` filter where this Python has it (3.12, 3.11.4+, 3.10.12+), else None.
+
+    Our own checks do not rely on it: :func:`_check_tar_members` resolves every member
+    first, and tests run extraction with the filter switched off too.
+    """
+    return "data" if hasattr(tarfile, "data_filter") else None
+
+
+def _move_into(staging: Path, dest: Path) -> None:
+    """Move the extracted tree into ``dest``: one rename for a new or empty ``dest``,
+    else entry by entry (merging folders; a symlink already in ``dest`` is replaced,
+    never followed)."""
+    if not dest.is_symlink() and (not dest.exists() or (dest.is_dir() and not any(dest.iterdir()))):
+        if dest.exists():
+            dest.rmdir()
+        os.replace(staging, dest)
+        return
+    for entry in sorted(staging.iterdir()):
+        target = dest / entry.name
+        if target.is_symlink():
+            target.unlink()
+        if entry.is_dir() and not entry.is_symlink() and target.is_dir():
+            _move_into(entry, target)
+        elif target.is_dir():
+            raise UnsafeArchiveError(f"cannot replace the folder {target} with a file from the archive")
+        else:
+            os.replace(entry, target)
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into ``dest``; return the paths written.
 
-    Every member is checked before anything is written (all or nothing):
-    absolute names, ``..`` components, links leaving ``dest``, and device or
-    FIFO entries raise :class:`UnsafeArchiveError` naming the archive and the
-    member. For tar files Python's ``"data"`` extraction filter is applied as
-    a second line of defence.
+    All or nothing: every member is checked before anything is written
+    (absolute names, ``..`` components, device or FIFO entries, and links, followed
+    through the archive's own symlink chains, that leave ``dest``), each raising
+    :class:`UnsafeArchiveError` naming the archive and the member. Extraction then
+    goes into a temporary folder beside ``dest`` that is renamed into place only
+    when every member was written, so a failure midway leaves ``dest`` untouched.
+    Python's tar ``data`` filter, where available, is a second line of defence.
     """
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
-    dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                _check_zip_member(info, dest, archive)
-            for info in infos:
-                zf.extract(info, dest)
-                written.append(dest / info.filename)
-        return written
-    try:
-        is_tar = tarfile.is_tarfile(archive)
-    except OSError:
-        is_tar = False
-    if not is_tar:
+        kind = "zip"
+    else:
+        try:
+            kind = "tar" if tarfile.is_tarfile(archive) else None
+        except OSError:
+            kind = None
+    if kind is None:
         raise ValueError(f"{archive} is not a zip or tar archive (or it is corrupt)")
-    with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()
-        for member in members:
-            _check_tar_member(member, dest, archive)
-        extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tf.extractall(dest, members=members, **extract_kwargs)
-        written = [dest / m.name for m in members]
-    return written
-
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    _check_zip_member(info, archive)
+                zf.extractall(staging, members=infos)
+                names = [info.filename for info in infos]
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                members = tf.getmembers()
+                _check_tar_members(members, archive)
+                flt = _tar_filter()
+                tf.extractall(staging, members=members, **({"filter": flt} if flt else {}))
+                names = [m.name for m in members]
+        _move_into(staging, dest)
+    except UnsafeArchiveError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
+        raise UnsafeArchiveError(f"cannot extract {archive} into {dest}: {type(err).__name__}: {err}; "
+                                 f"nothing was extracted") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [dest / n for n in names]

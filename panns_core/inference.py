@@ -51,7 +51,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .audio_io import AudioReadError, expand_inputs, load_audio
+from .audio_io import AudioReadError, expand_inputs, load_audio, waveform_from_array
 from .config import CLASSES_NUM, AudioConfig
 from .labels import LabelSet, labels_for
 
@@ -75,6 +75,7 @@ class Failure:
 
     path: str
     reason: str
+    kind: str = "decode"  # one of audio_io.FAILURE_KINDS
 
 
 @dataclass
@@ -534,7 +535,7 @@ class Pretrained:
 
             known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
             raise InferenceError(
-                f"{checkpoint!r} is neither an existing checkpoint file nor a released checkpoint "
+                f"checkpoint {checkpoint}: no such file, and not the name of a released checkpoint "
                 f"(released: {known})")
         path = fetch_released(entry.filename, cache_dir, download=download, progress=progress)
         return path, model or entry.model_name
@@ -591,11 +592,8 @@ class Pretrained:
 
     def _load_input(self, item, position: int) -> tuple[str, np.ndarray]:
         if isinstance(item, np.ndarray):
-            wave = np.asarray(item, dtype=np.float32)
             name = f"array_{position}"
-            if wave.ndim != 1 or wave.size == 0:
-                raise AudioReadError(name, f"an input array must be 1-D and non-empty, got shape {wave.shape}")
-            return name, wave
+            return name, waveform_from_array(item, name)
         path = os.fspath(item)
         return path, load_audio(path, self.config.sample_rate)
 
@@ -617,7 +615,7 @@ class Pretrained:
             try:
                 job.path, wave = self._load_input(item, position)
             except AudioReadError as exc:
-                job.failure = Failure(exc.path, exc.reason)
+                job.failure = Failure(exc.path, exc.reason, exc.kind)
             else:
                 job.plan = plan_chunks(wave.shape[0], self.window_samples, self.hop_samples,
                                        self.config.hop_size, self.min_samples)

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from panns_core import distributed as D
 from panns_core.evaluate import PRECISIONS, TensorCollate, autocast_context, evaluate, ids_sha256
+from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
 from panns_core.mixup import Mixup
 
 log = logging.getLogger("panns_core.train")
@@ -276,7 +277,7 @@ def resolve_eval_indexes(config: TrainConfig) -> dict:
 
 def build_run_data(config: TrainConfig) -> RunData:
     """Index tables and HDF5 readers for a config (the official on-disk layout)."""
-    from panns_core.data.index import read_index
+    from panns_core.data.index import check_waveform_files, read_index
     from panns_core.data.reader import AudioSetDataset, collate_fn
     from panns_core.evaluate import load_table
 
@@ -284,10 +285,14 @@ def build_run_data(config: TrainConfig) -> RunData:
     eval_paths = resolve_eval_indexes(config)
     sample_rate = _model_audio_config(config).sample_rate
     dataset = AudioSetDataset(sample_rate=sample_rate, resample_mode=config.resample_mode)
+    train_table = read_index(train_path)
+    eval_tables = {s: load_table(p, config.max_eval_clips) for s, p in eval_paths.items()}
+    # Every waveform file must exist before iteration 0, not be found missing hours in.
+    check_waveform_files({train_path: train_table, **{eval_paths[s]: t for s, t in eval_tables.items()}})
     return RunData(
-        train_table=read_index(train_path),
+        train_table=train_table,
         train_dataset=dataset,
-        eval_tables={s: load_table(p, config.max_eval_clips) for s, p in eval_paths.items()},
+        eval_tables=eval_tables,
         eval_dataset=dataset,
         collate_fn=collate_fn,
         train_index_path=train_path,
@@ -427,21 +432,14 @@ def _resume_path(config: TrainConfig, ckpt_dir: Path) -> Optional[Path]:
 
 def read_statistics(run_dir) -> list:
     """The statistics lines of a run folder, as dicts, in file order."""
-    path = Path(run_dir) / "statistics.jsonl"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(Path(run_dir) / "statistics.jsonl")
 
 
 def _truncate_statistics(path: Path, iteration: int) -> None:
     """Drop lines written after the checkpoint we resume from (they will be rewritten)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["iteration"] <= iteration]
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    write_jsonl(path, [r for r in read_jsonl(path) if r["iteration"] <= iteration])
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -628,8 +626,7 @@ class Trainer:
                 "selection": split == self.selection_split,
             }
             if self.dist.is_main:
-                with open(self.stats_path, "a") as f:
-                    f.write(json.dumps(line, allow_nan=False) + "\n")
+                append_jsonl(self.stats_path, line)
                 log.info("iteration %d  %-14s mAP %s  AUC %s  d' %s  loss %s", iteration, split,
                          _fmt(line["mAP"]), _fmt(line["mAUC"]), _fmt(line["d_prime"]), _fmt(train_loss))
             if split == self.selection_split and result["mAP"] is not None:
@@ -782,7 +779,14 @@ def _parse_value(text: str, default):
             return False
         raise ValueError(f"expected true/false, got {text!r}")
     if isinstance(default, (list, dict)):
-        return json.loads(text)
+        kind, example = ("list", '\'["eval", "validation"]\'') if isinstance(default, list) else ("object", "'{}'")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, type(default)):
+            raise ValueError(f"expects a JSON {kind}, e.g. {example}; got {text!r}")
+        return value
     if isinstance(default, int) and not isinstance(default, bool):
         return int(text)
     if isinstance(default, float):

@@ -147,7 +147,7 @@ def test_sed_with_a_tagging_model_is_a_usage_error(audio_dir, fake_checkpoint, c
 def test_usage_errors(audio_dir, tmp_path, capsys):
     f = _files(audio_dir, "tone_8k_mono_0.5s.wav")
     assert main(["tag", "-c", str(tmp_path / "nope.pth"), *f]) == 2
-    assert "neither an existing checkpoint file nor a released checkpoint" in capsys.readouterr().err
+    assert "no such file, and not the name of a released checkpoint" in capsys.readouterr().err
     assert main(["embed", "--untrained", "Cnn6", "-o", str(tmp_path / "x.txt"), *f]) == 2
     assert main(["sed", "--untrained", "Cnn14_DecisionLevelMax", "--class-threshold", "Speech", *f]) == 2
     assert "LABEL=VALUE" in capsys.readouterr().err

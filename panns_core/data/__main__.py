@@ -34,7 +34,10 @@ def _pack(a):
 
     res = pack_dataset(a.root, splits=tuple(a.splits), workers=a.workers)
     for name, r in res.items():
-        print(f"{name}: packed {r.packed}, excluded {r.excluded} {r.reasons}, "
+        for note in r.notes:
+            print(f"{name}: note: {note}")
+        short = f", {r.short} shorter than their segment (see the manifest)" if r.short else ""
+        print(f"{name}: packed {r.packed}, excluded {r.excluded} {r.reasons}{short}, "
               f"{r.clips_per_second:.1f} clips/s{'' if r.complete else ' (incomplete)'}")
 
 
@@ -73,7 +76,20 @@ def main(argv=None) -> int:
     s = sub.add_parser("blacklist"); s.add_argument("index"); s.add_argument("--csv", required=True)
     s.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    try:
+        _run(a)
+    except KeyboardInterrupt:
+        # Packing and acquisition record their progress after every chunk.
+        print(f"python -m panns_core.data {a.cmd}: interrupted; rerun the same command to resume "
+              "where it stopped", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as e:  # MetadataError, IndexFileError are ValueErrors
+        print(f"python -m panns_core.data {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def _run(a) -> None:
     if a.cmd == "synthetic":
         _synthetic(a)
     elif a.cmd == "prepare":
@@ -127,7 +143,6 @@ def main(argv=None) -> int:
         from panns_core.data.pack import apply_black_list
 
         print(f"{len(apply_black_list(a.index, a.csv, a.out))} clips kept")
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -27,15 +28,16 @@ from typing import Optional, Sequence
 
 import h5py
 import numpy as np
-import soundfile as sf
 
-from panns_core.audio_io import pad_or_truncate
+from panns_core.audio_io import AudioReadError, load_audio, pad_or_truncate, read_native_int16
 from panns_core.data.audioset import (
     ClassLabels, MetadataError, Segment, audio_name_for, metadata_paths, read_black_list,
     read_class_labels, read_segments_csv, ytid_from_audio_name,
 )
 from panns_core.data.index import IndexTable, read_index, write_index
 from panns_core.data.reader import float32_to_int16
+
+log = logging.getLogger(__name__)
 
 PART_SIZE = 50000
 """Rows per unbalanced-train part file (official: 41 parts of 50,000)."""
@@ -78,60 +80,38 @@ class ClipResult:
     status: str
     waveform: Optional[np.ndarray] = None  # int16 (clip_samples,)
     message: str = ""
+    samples: int = 0  # decoded length before padding/cutting
 
 
-def _read_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Mono float32 at ``sample_rate``; WAV/FLAC/OGG via libsndfile, others via librosa."""
-    try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
-        x = data.mean(axis=1)
-    except (sf.LibsndfileError, RuntimeError):
-        if os.path.splitext(path)[1].lower() in (".wav", ".flac", ".ogg"):
-            raise  # a broken file of a format libsndfile owns: no point in other decoders
-        import librosa  # slow import; only for containers libsndfile cannot read (mp3, m4a, ...)
-
-        x, sr = librosa.load(path, sr=None, mono=True)
-    if sr != sample_rate:
-        from panns_core.data.resample import resample
-
-        x = resample(x.astype(np.float32), sr, sample_rate, "antialias")
-    return np.asarray(x, dtype=np.float32)
+_PACK_REASON = {"nonfinite": "nan", "not_a_file": "decode"}
+"""``AudioReadError.kind`` -> the reason recorded in a manifest (``nan`` is the historic name)."""
 
 
 def load_clip(path: str, sample_rate: int, clip_samples: int, max_clipped_fraction: float = 0.1) -> ClipResult:
-    """Decode, check and convert one clip; never raises (batch jobs record and go on)."""
-    if not os.path.exists(path):
-        return ClipResult("missing", message=f"{path}: no such file")
-    fast = _read_native_int16(path, sample_rate)
-    if fast is not None:
-        return _check_int16(path, fast, clip_samples, max_clipped_fraction)
+    """Decode, check and convert one clip; never raises (batch jobs record and go on).
+
+    Decoding is :func:`panns_core.audio_io.load_audio` (the decode/resample path that
+    inference and transfer use too); a mono 16-bit file already at ``sample_rate`` is
+    read as int16 directly. Failures keep the decoder's classification: ``missing``,
+    ``empty`` (0 bytes or 0 samples), ``decode``, ``truncated`` (a WAV shorter than
+    its header declares), ``nan``; then ``clipping``.
+    """
     try:
-        x = _read_audio(path, sample_rate)
-    except Exception as e:  # noqa: BLE001 - any decoder error is a 'decode' failure
+        fast = read_native_int16(path, sample_rate) if os.path.exists(path) else None
+        if fast is not None:
+            return _check_int16(path, fast, clip_samples, max_clipped_fraction)
+        x = load_audio(path, sample_rate)
+    except AudioReadError as e:
+        return ClipResult(_PACK_REASON.get(e.kind, e.kind), message=str(e))
+    except Exception as e:  # noqa: BLE001 - any other decoder error is a 'decode' failure
         return ClipResult("decode", message=f"{path}: {type(e).__name__}: {e}")
-    if x.size == 0:
-        return ClipResult("empty", message=f"{path}: no samples")
-    if not np.all(np.isfinite(x)):
-        return ClipResult("nan", message=f"{path}: NaN or infinite samples")
     peak = float(np.max(np.abs(x)))
     if peak > MAX_ABS:
         return ClipResult("clipping", message=f"{path}: peak {peak:.3f} > {MAX_ABS}")
     clipped = float(np.mean(np.abs(x) >= 0.9999))
     if clipped > max_clipped_fraction:
         return ClipResult("clipping", message=f"{path}: {clipped:.1%} of samples at full scale")
-    return ClipResult("ok", float32_to_int16(pad_or_truncate(x, clip_samples)))
-
-
-def _read_native_int16(path: str, sample_rate: int) -> Optional[np.ndarray]:
-    """Mono 16-bit WAV already at ``sample_rate`` (what acquisition writes): read the
-    samples as they are, skipping a float round trip; None for anything else."""
-    try:
-        info = sf.info(path)
-        if info.samplerate != sample_rate or info.channels != 1 or info.subtype != "PCM_16":
-            return None
-        return sf.read(path, dtype="int16")[0]
-    except (sf.LibsndfileError, RuntimeError):
-        return None
+    return ClipResult("ok", float32_to_int16(pad_or_truncate(x, clip_samples)), samples=len(x))
 
 
 def _check_int16(path, x, clip_samples, max_clipped_fraction) -> ClipResult:
@@ -140,7 +120,7 @@ def _check_int16(path, x, clip_samples, max_clipped_fraction) -> ClipResult:
     clipped = float(np.count_nonzero((x >= 32767) | (x <= -32767))) / x.size
     if clipped > max_clipped_fraction:
         return ClipResult("clipping", message=f"{path}: {clipped:.1%} of samples at full scale")
-    return ClipResult("ok", pad_or_truncate(x, clip_samples))
+    return ClipResult("ok", pad_or_truncate(x, clip_samples), samples=len(x))
 
 
 def _load_clip_job(args) -> ClipResult:
@@ -172,6 +152,8 @@ class PackResult:
     decoded_this_call: int
     seconds: float
     reasons: dict = field(default_factory=dict)
+    short: int = 0  # packed clips shorter than their segment claims (listed in the manifest)
+    notes: list = field(default_factory=list)  # what was repaired on the way, as sentences
 
     @property
     def clips_per_second(self) -> float:
@@ -186,6 +168,43 @@ def _create_partial(path: str, clip_samples: int, classes_num: int, sample_rate:
         hf.create_dataset("target", shape=(0, classes_num), maxshape=(None, classes_num),
                           dtype=bool, chunks=(1024, classes_num))
         hf.attrs["sample_rate"] = np.int32(sample_rate)
+
+
+SHORT_TOLERANCE_S = 0.5
+"""A decoded clip shorter than its segment's duration by more than this is listed as short."""
+
+
+def _resume_problem(partial: str, progress_file: str, settings: dict) -> tuple[Optional[dict], Optional[str]]:
+    """``(progress, None)`` when an interrupted pack can continue, else ``(None, why)``.
+
+    ``why`` is None for "nothing to resume" (or another job's leftovers) and a sentence
+    when the leftovers are damaged: a ``.partial`` cut by a crash mid-write (h5py:
+    "truncated file"), fewer rows than the progress file records, or an unreadable
+    progress file. Its complete rows could sometimes be salvaged, but restarting
+    the part is always correct and packing is fast next to downloading.
+    """
+    if not (os.path.exists(partial) and os.path.exists(progress_file)):
+        return None, None
+    try:
+        with open(progress_file) as f:
+            progress = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, f"{progress_file} is unreadable ({e})"
+    if not isinstance(progress, dict) or progress.get("settings") != settings:
+        return None, None  # different job: start over
+    try:
+        with h5py.File(partial, "r") as hf:
+            for key in ("audio_name", "waveform", "target"):
+                if key not in hf:
+                    return None, f"{partial} has no '{key}' dataset"
+            rows = min(hf[k].shape[0] for k in ("audio_name", "waveform", "target"))
+            if rows < int(progress.get("packed", 0)):
+                return None, f"{partial} holds {rows} rows but {progress_file} records {progress['packed']}"
+            if progress.get("packed"):
+                hf["waveform"][int(progress["packed"]) - 1]  # the last kept row must be readable
+    except OSError as e:
+        return None, f"{partial} is damaged ({e})"
+    return progress, None
 
 
 def _append_rows(path: str, names: list, waves: list, targets: list, keep_rows: int) -> int:
@@ -230,12 +249,12 @@ def pack_segments(
                 "num_segments": len(segments)}
     failures = read_failures(audios_dir)
 
-    progress = None
-    if os.path.exists(partial) and os.path.exists(progress_file):
-        with open(progress_file) as f:
-            progress = json.load(f)
-        if progress.get("settings") != settings:
-            progress = None  # different job: start over
+    notes = []
+    progress, problem = _resume_problem(partial, progress_file, settings)
+    if problem:
+        note = f"{problem}; an interrupted pack left it behind, so this part is packed again from the start"
+        log.warning(note)
+        notes.append(note)
     if progress is None:
         _create_partial(partial, clip_samples, len(labels), sample_rate)
         progress = {"settings": settings, "rows_done": 0, "packed": 0, "excluded": []}
@@ -266,6 +285,10 @@ def pack_segments(
                     names.append(seg.audio_name)
                     waves.append(res.waveform)
                     targets.append(target)
+                    seconds = res.samples / sample_rate
+                    if seg.duration - seconds > SHORT_TOLERANCE_S:
+                        progress.setdefault("short", []).append(
+                            [seg.audio_name, round(seconds, 3), round(seg.duration, 3)])
                 else:
                     reason, message = res.status, res.message
                     if reason == "missing" and seg.ytid in failures:
@@ -277,7 +300,7 @@ def pack_segments(
             chunks += 1
     finally:
         if pool:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
 
     complete = progress["rows_done"] >= len(segments)
     reasons = {}
@@ -291,11 +314,15 @@ def pack_segments(
             "hdf5_path": out_h5, "source": source, **settings,
             "packed": progress["packed"], "excluded": len(progress["excluded"]), "reasons": reasons,
             "excluded_clips": [{"audio_name": a, "reason": r, "message": m} for a, r, m in progress["excluded"]],
+            # Packed (zero-padded) but shorter than the segment CSV says; kept like the
+            # official packer does, listed so that a user can drop them.
+            "short_clips": [{"audio_name": a, "seconds": d, "expected_seconds": e}
+                            for a, d, e in progress.get("short", [])],
         }
         _atomic_json(mpath, manifest)
         os.remove(progress_file)
     return PackResult(out_h5, mpath, complete, progress["packed"], len(progress["excluded"]), decoded,
-                      time.perf_counter() - t0, reasons)
+                      time.perf_counter() - t0, reasons, len(progress.get("short", [])), notes)
 
 
 def pack_split(data_root: str, split: str, *, part_size: int = PART_SIZE, **kwargs) -> list:
@@ -367,6 +394,8 @@ def create_indexes(data_root: str) -> list:
 def train_index_parts(data_root: str) -> list:
     """``balanced_train`` then ``unbalanced_train_partNN`` in part order: the full-train sources."""
     idir = os.path.join(hdf5s_dir(data_root), "indexes")
+    if not os.path.isdir(idir):
+        return []
     parts = sorted((int(m.group(1)), f) for f in os.listdir(idir) if (m := _PART_RE.match(f)))
     out = [os.path.join(idir, "balanced_train.h5")] if os.path.exists(os.path.join(idir, "balanced_train.h5")) else []
     return out + [os.path.join(idir, f) for _, f in parts]
@@ -478,8 +507,19 @@ def pack_dataset(data_root: str, splits=("eval", "balanced_train", "unbalanced_t
     """Pack the splits present, build indexes, full_train and the eval manifest.
 
     Splits whose CSV is missing are skipped. Returns ``{file name: PackResult}``.
+    Raises :class:`FileNotFoundError` (a sentence naming the folder) when
+    ``data_root`` does not exist or holds none of the requested splits' CSVs.
     """
     paths = metadata_paths(data_root)
+    if not os.path.isdir(data_root):
+        raise FileNotFoundError(f"data root {data_root} does not exist; create it with "
+                                f"`python -m panns_core.data metadata {data_root}` (AudioSet) or "
+                                f"`python -m panns_core.data synthetic {data_root}` (generated corpus)")
+    if not any(os.path.exists(paths[s]) for s in splits):
+        raise FileNotFoundError(
+            f"{data_root} has no segment CSV for {', '.join(splits)} under {os.path.dirname(paths['class_labels'])} "
+            f"(expected e.g. {os.path.basename(paths[splits[0]])}); fetch them with "
+            f"`python -m panns_core.data metadata {data_root}`")
     results = {}
     for split in splits:
         if not os.path.exists(paths[split]):
