@@ -44,7 +44,7 @@ def make_real_looking_folder(root, per_class: int = 8, seed: int = 0):
     rows, n = [], 0
     for label, name in enumerate(CLASSES):
         for i in range(per_class):
-            seconds = 12.0 if (label, i) == (1, 0) else float(rng.uniform(0.2, 1.6))
+            seconds = 12.0 if (label, i) == (1, 0) else float(rng.uniform(0.2, 0.8))
             sr = RATES[n % len(RATES)]
             x = _sound(label, seconds, sr, rng)
             if n % 3 == 0:
@@ -91,18 +91,18 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     torch.set_num_threads(1)
     csv_path = make_real_looking_folder(tmp_path / "sounds")
     out = tmp_path / "run"
-    status = main(["finetune", str(csv_path), "--strategy", "scratch", "--backbone", "Cnn6",
-                   "--iterations", "12", "--batch-size", "8", "--evaluations", "3", "--output", str(out)])
+    status = main(["finetune", str(csv_path), "--strategy", "scratch", "--backbone", "MobileNetV1",
+                   "--iterations", "6", "--batch-size", "4", "--evaluations", "3", "--output", str(out)])
     assert status == 0
     captured = capsys.readouterr()
-    assert "12/12" in captured.err and "val_acc=" in captured.err and "loss=" in captured.err  # tqdm bar
+    assert "6/6" in captured.err and "val_acc=" in captured.err and "loss=" in captured.err  # tqdm bar
     assert "skipped" in captured.out and "broken.wav" in captured.out
     assert "clip_seconds = " in captured.out and "95th percentile of 24 clip durations" in captured.out
 
     result = json.loads((out / "result.json").read_text())
     assert result["classes"] == list(CLASSES)
     assert len(result["skipped"]) == 1 and result["skipped"][0][0].endswith("broken.wav")
-    assert [h["step"] for h in result["history"]] == [4, 8, 12]
+    assert [h["step"] for h in result["history"]] == [2, 4, 6]
     assert result["train_clips"] + result["test_clips"] == 24
     assert 0.2 <= result["clip_seconds"] < 12.0
     assert math.isclose(result["clip_seconds"] * 32000 / 320, round(result["clip_seconds"] * 100))  # whole hops
@@ -136,8 +136,8 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     # the same model as the report: the held-out probabilities come back through Pretrained
     first = predictions.iloc[0]
     tagged = model.tag(os.path.join(tmp_path / "sounds", first["file"]))[0]
-    if len(model.tag(os.path.join(tmp_path / "sounds", first["file"]))[0].chunk_starts_s) == 1:
-        assert np.allclose(tagged.clipwise, first[[f"p_{c}" for c in CLASSES]].to_numpy(float), atol=1e-4)
+    assert len(tagged.chunk_starts_s) == 1  # held-out clips are at most clip_seconds long
+    assert np.allclose(tagged.clipwise, first[[f"p_{c}" for c in CLASSES]].to_numpy(float), atol=1e-4)
 
 
 def test_finetune_needs_a_checkpoint_unless_scratch(tmp_path, capsys):
