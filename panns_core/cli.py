@@ -7,6 +7,8 @@
     panns embed clips/ --output embeddings.h5
     panns models                                        # registry + released checkpoints
     panns download Cnn14                                # fetch once into the cache
+    panns finetune my_sounds/labels.csv --strategy finetune --checkpoint Cnn14 --output runs/mine
+    panns tag new.wav --checkpoint runs/mine/model.pth  # your own labels
 
 Exit status: 0 when at least one input was processed (skipped files are listed on
 stderr as ``skipped <file>: <reason>`` and optionally in ``--failures``), 1 when no
@@ -51,8 +53,9 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
                    help="name classes class_<i> when the model does not have 527 outputs")
     r = p.add_argument_group("processing")
     r.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    r.add_argument("--chunk-seconds", type=float, default=10.0,
-                   help="window length for long files (default 10 s, the AudioSet clip length)")
+    r.add_argument("--chunk-seconds", type=float, default=None,
+                   help="window length for long files (default 10 s, the AudioSet clip length; "
+                        "a `panns finetune` checkpoint: its training clip length)")
     r.add_argument("--hop-seconds", type=float, default=None,
                    help="window hop (default: the window length, no overlap)")
     r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -98,6 +101,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered models and released checkpoints")
     p.add_argument("--released", action="store_true", help="only models with a released checkpoint")
 
+    p = sub.add_parser("finetune", help="train a PANN on your labelled audio; report + checkpoint",
+                       description="Fine-tune (or train from scratch, or train a head on frozen embeddings of) "
+                                   "a PANN on LABELS.csv (filename,label[,fold]; see docs/transfer.md). Writes "
+                                   "predictions.csv, per_class.csv, confusion_matrix.png, training_curve.png, "
+                                   "result.json and model.pth (for `panns tag --checkpoint`) to --output.")
+    p.add_argument("labels_csv", metavar="LABELS.csv", help="filename,label[,fold] (a folder: its labels.csv)")
+    p.add_argument("--strategy", choices=("scratch", "finetune", "freeze_l1", "freeze_l3"), default="finetune",
+                   help="scratch: random init; finetune: whole pretrained model; freeze_l1/freeze_l3: "
+                        "1 or 3 layers on frozen embeddings (default finetune)")
+    p.add_argument("--backbone", default=None,
+                   help="model name (default: the checkpoint's model, else Cnn14)")
+    p.add_argument("-c", "--checkpoint", default=None,
+                   help="pretrained weights: released name (e.g. Cnn14) or .pth path (required unless scratch)")
+    p.add_argument("--cache-dir", default=None, help="checkpoint cache (default: $PANNS_CACHE or ~/.cache/panns)")
+    p.add_argument("--offline", action="store_true", help="never download the checkpoint")
+    p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    p.add_argument("-o", "--output", required=True, help="report folder (created)")
+    p.add_argument("--clip-seconds", type=float, default=None,
+                   help="clip length (default: 95th percentile of the durations, rounded up to whole hops)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: per strategy (docs/transfer.md)")
+    p.add_argument("--warmup-fraction", type=float, default=None, help="share of steps with linear warm-up")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None, help="rate after warm-up")
+    p.add_argument("--spec-augment", choices=("scaled", "official", "off"), default="scaled",
+                   help="scaled: time stripes scaled to the clip length (default); official: 64 frames")
+    p.add_argument("--evaluations", type=int, default=10, help="held-out evaluations during training")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+
     p = sub.add_parser("download", help="download a released checkpoint into the cache")
     p.add_argument("names", nargs="+", help="model or checkpoint file name(s), e.g. Cnn14")
     p.add_argument("--cache-dir", default=None, help="default: $PANNS_CACHE or ~/.cache/panns")
@@ -118,6 +151,7 @@ def _load_model(args, task: str):
 
     options = dict(batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
                    hop_seconds=args.hop_seconds, precision=args.precision, device=args.device)
+    options = {k: v for k, v in options.items() if v is not None or k == "hop_seconds"}
     try:
         if args.untrained:
             if args.checkpoint:
@@ -333,7 +367,37 @@ def cmd_download(args) -> int:
     return status
 
 
-COMMANDS = {"tag": cmd_tag, "embed": cmd_embed, "sed": cmd_sed, "models": cmd_models,
+def cmd_finetune(args) -> int:
+    from .inference import InferenceError, fetch_released, released_entry
+    from .transfer.base import DatasetLayoutError
+    from .transfer.finetune import finetune
+
+    checkpoint = args.checkpoint
+    if checkpoint and not os.path.isfile(checkpoint):
+        if released_entry(checkpoint) is None:
+            raise CliError(f"--checkpoint {checkpoint}: neither a file nor a released checkpoint "
+                           "(see `panns models --released`)")
+        try:
+            checkpoint = fetch_released(checkpoint, args.cache_dir, download=not args.offline,
+                                        progress=not args.quiet)
+        except InferenceError as exc:
+            raise CliError(str(exc)) from None
+        args.backbone = args.backbone or released_entry(args.checkpoint).model_name
+    if args.iterations < 1:
+        raise CliError("--iterations must be >= 1")
+    try:
+        finetune(args.labels_csv, args.output, strategy=args.strategy, backbone=args.backbone,
+                 checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
+                 clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
+                 warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
+                 evaluations=args.evaluations, seed=args.seed, progress=not args.quiet,
+                 log=None if args.quiet else print)
+    except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+COMMANDS = {"tag": cmd_tag, "finetune": cmd_finetune, "embed": cmd_embed, "sed": cmd_sed, "models": cmd_models,
             "download": cmd_download}
 
 

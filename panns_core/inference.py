@@ -53,7 +53,7 @@ import torch
 
 from .audio_io import AudioReadError, expand_inputs, load_audio, waveform_from_array
 from .config import CLASSES_NUM, AudioConfig
-from .labels import LabelSet, labels_for
+from .labels import LabelSet, labels_for, load_labels
 
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_MIN_SECONDS = 1.0
@@ -504,6 +504,8 @@ class Pretrained:
             state, meta = read_checkpoint(path)
         except Exception as exc:  # noqa: BLE001
             raise InferenceError(str(exc)) from None
+        if meta.get("kind") == "panns_transfer":  # written by `panns finetune`: the user's own labels
+            return cls._load_finetuned(path, state, meta, labels_path, options)
         if model_name is None:
             model_name = infer_model_name(state, meta, os.path.basename(path))
             if model_name is None:
@@ -522,6 +524,22 @@ class Pretrained:
             raise InferenceError(mismatch_message(net, state, path)) from None
         labels = labels_for(classes, path=labels_path, allow_generic=allow_generic_labels)
         return cls(net, model_name, model_info(model_name).config, labels, checkpoint=path, **options)
+
+    @classmethod
+    def _load_finetuned(cls, path: str, state: dict, meta: dict, labels_path, options: dict) -> "Pretrained":
+        """A `panns finetune` checkpoint: its label names, windows of its training clip length."""
+        from .transfer.finetune import load_transfer_model
+
+        try:
+            net, backbone, config, names, clip_seconds = load_transfer_model(state, meta)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise InferenceError(f"{path}: not a loadable fine-tuned checkpoint ({exc})") from None
+        labels = (load_labels(labels_path, expected=len(names)) if labels_path
+                  else LabelSet(ids=tuple(names), names=tuple(names), source=path))
+        # Short files are padded to the training clip length, as in training; long ones cut into such windows.
+        options = {"chunk_seconds": clip_seconds, "min_seconds": clip_seconds, **options}
+        name = f"{backbone} fine-tuned ({meta.get('strategy', '?')}, {len(names)} classes)"
+        return cls(net, name, config, labels, checkpoint=path, **options)
 
     @staticmethod
     def _resolve(checkpoint, model: str | None, cache_dir, download: bool,

@@ -178,3 +178,16 @@ def test_not_a_waveform_file(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="bad.h5: not a readable HDF5 file"):
         create_index(str(bad), str(tmp_path / "i.h5"))
+
+
+def test_pack_command_takes_clip_seconds_and_sample_rate(tmp_path, capsys):
+    from panns_core.data.__main__ import main
+
+    root, _ = make_root(tmp_path)
+    assert main(["pack", str(root), "--splits", "eval", "--clip-seconds", "0.25", "--sample-rate", "4000"]) == 0
+    assert "clips of 0.25 s at 4000 Hz" in capsys.readouterr().out
+    with h5py.File(waveform_path(str(root), "eval"), "r") as f:
+        assert f["waveform"].shape[1] == 1000  # 0.25 s x 4000 Hz, not 10 s x 32 kHz
+    with pytest.raises(SystemExit):
+        main(["pack", str(root), "--clip-seconds", "0"])
+    assert "must be > 0" in capsys.readouterr().err

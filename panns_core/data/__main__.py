@@ -6,7 +6,8 @@ Commands:
   acquire ROOT --split eval [--workers 8] [--cookies F] [--proxy URL] [--rate-limit B/s]   (YouTube)
   acquire ROOT --split eval --source hf [--hf-repo R] [--hf-dir DIR] [--hf-revision REV]     (Hub mirror)
   summary ROOT                                               availability per split
-  pack ROOT [--splits eval balanced_train ...] [--workers N] pack + indexes + full_train
+  pack ROOT [--splits eval balanced_train ...] [--workers N] [--clip-seconds 10] [--sample-rate 32000]
+                                                             pack + indexes + full_train
   index ROOT                                                 indexes for existing waveform HDF5s
   subset INDEX --fraction 0.5 --seed 0                       partial-data index
   validation INDEX --fraction 0.05 --seed 0                  carve a validation split
@@ -32,13 +33,31 @@ def _synthetic(a):
 def _pack(a):
     from panns_core.data.pack import pack_dataset
 
-    res = pack_dataset(a.root, splits=tuple(a.splits), workers=a.workers)
+    res = pack_dataset(a.root, splits=tuple(a.splits), workers=a.workers, clip_seconds=a.clip_seconds,
+                       sample_rate=a.sample_rate)
+    print(f"clips of {a.clip_seconds:g} s at {a.sample_rate} Hz (shorter ones zero-padded, longer ones cut)")
     for name, r in res.items():
         for note in r.notes:
             print(f"{name}: note: {note}")
         short = f", {r.short} shorter than their segment (see the manifest)" if r.short else ""
         print(f"{name}: packed {r.packed}, excluded {r.excluded} {r.reasons}{short}, "
               f"{r.clips_per_second:.1f} clips/s{'' if r.complete else ' (incomplete)'}")
+
+
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def _packing_options(s) -> None:
+    s.add_argument("--clip-seconds", type=_positive(float), default=10.0,
+                   help="length every clip is padded or cut to (default 10, AudioSet's clip length)")
+    s.add_argument("--sample-rate", type=_positive(int), default=32000,
+                   help="rate the audio is resampled to (default 32000, the 32 kHz models)")
 
 
 def main(argv=None) -> int:
@@ -50,6 +69,7 @@ def main(argv=None) -> int:
     s = sub.add_parser("prepare"); s.add_argument("root"); s.add_argument("--preset", default="smoke")
     s.add_argument("--seed", type=int, default=0); s.add_argument("--workers", type=int, default=0)
     s.add_argument("--splits", nargs="+", default=["eval", "balanced_train", "unbalanced_train"])
+    _packing_options(s)
     s = sub.add_parser("metadata"); s.add_argument("root")
     s = sub.add_parser("acquire"); s.add_argument("root"); s.add_argument("--split", required=True)
     s.add_argument("--workers", type=int, default=8); s.add_argument("--limit", type=int)
@@ -68,6 +88,7 @@ def main(argv=None) -> int:
     s = sub.add_parser("summary"); s.add_argument("root")
     s = sub.add_parser("pack"); s.add_argument("root"); s.add_argument("--workers", type=int, default=0)
     s.add_argument("--splits", nargs="+", default=["eval", "balanced_train", "unbalanced_train"])
+    _packing_options(s)
     s = sub.add_parser("index"); s.add_argument("root")
     s = sub.add_parser("subset"); s.add_argument("index"); s.add_argument("--fraction", type=float, required=True)
     s.add_argument("--seed", type=int, default=0); s.add_argument("--out")

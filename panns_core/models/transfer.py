@@ -20,12 +20,14 @@ from .blocks import init_layer
 from .cnn import Cnn14
 from .frontend import check_mixup_lambda, do_mixup
 
-OUTPUT_ACTIVATIONS = ("log_softmax", "sigmoid", "logits")
+OUTPUT_ACTIVATIONS = ("log_softmax", "softmax", "sigmoid", "logits")
 
 
 def _activate(logits: torch.Tensor, output: str) -> torch.Tensor:
     if output == "log_softmax":
         return torch.log_softmax(logits, dim=-1)
+    if output == "softmax":
+        return torch.softmax(logits, dim=-1)
     if output == "sigmoid":
         return torch.sigmoid(logits)
     return logits
@@ -40,7 +42,7 @@ class TransferModel(nn.Module):
         freeze_base: freeze the backbone and keep it in eval mode.
         hidden_layers: number of hidden ``Linear(D, D) + ReLU`` layers before the output layer.
         output: ``"log_softmax"`` (single-label tasks, as the official fine-tuning code),
-            ``"sigmoid"`` (multi-label) or ``"logits"``.
+            ``"softmax"`` (class probabilities, for inference), ``"sigmoid"`` (multi-label) or ``"logits"``.
 
     With a frozen base and ``mixup_lambda`` in training, the base embeds all 2B clips in
     eval mode and the embeddings are mixed pairwise (the base cannot mix in eval mode).
@@ -75,6 +77,11 @@ class TransferModel(nn.Module):
             for p in self.base.parameters():
                 p.requires_grad_(False)
             self.base.eval()
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input the backbone's pooling stack accepts (0 when it does not say)."""
+        return int(getattr(self.base, "min_samples", 0) or 0)
 
     def train(self, mode: bool = True):
         super().train(mode)

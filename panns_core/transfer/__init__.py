@@ -9,11 +9,12 @@
 * :mod:`.runner`: train + evaluate one (task, strategy, fold, subset, seed).
 * :mod:`.fewshot`: score vs clips per class over seeds; result files.
 * :mod:`.report`: the paper-vs-ours tables and the few-shot figures.
+* :mod:`.finetune`: ``panns finetune``: data-fitted defaults, progress, report folder, checkpoint.
 
-Fine-tune a PANN on a folder of your own audio::
+Fine-tune a PANN on a folder of your own audio (report + ``model.pth`` in ``runs/mine``)::
 
-    from panns_core.transfer import fine_tune_folder
-    result = fine_tune_folder("my_sounds/labels.csv", checkpoint="Cnn14_mAP=0.431.pth")
+    from panns_core.transfer import finetune
+    run = finetune("my_sounds/labels.csv", "runs/mine", strategy="finetune", checkpoint="Cnn14_mAP=0.431.pth")
 """
 
 from panns_core.transfer.audio import ClipAudio
@@ -26,10 +27,11 @@ from panns_core.transfer.runner import TransferConfig, TransferRunner
 from panns_core.transfer.strategies import STRATEGIES, EmbeddingCache
 from panns_core.transfer.synthetic import make_standin
 from panns_core.transfer.api import fine_tune_folder, load_task
+from panns_core.transfer.finetune import FinetuneResult, data_clip_seconds, finetune
 
 __all__ = [
-    "CROSS_VALIDATION", "HOLDOUT", "Clip", "ClipAudio", "DatasetLayoutError", "EmbeddingCache", "STRATEGIES",
+    "CROSS_VALIDATION", "FinetuneResult", "HOLDOUT", "Clip", "ClipAudio", "DatasetLayoutError", "EmbeddingCache", "STRATEGIES",
     "TASKS", "TASK_KEYS", "TransferConfig", "TransferData", "TransferRunner", "check_disjoint",
-    "download_task", "fine_tune_folder", "load_task", "make_standin", "parse_folder", "parse_shots",
+    "data_clip_seconds", "download_task", "fine_tune_folder", "finetune", "load_task", "make_standin", "parse_folder", "parse_shots",
     "parse_task", "run_curves", "shot_subset", "summarise", "task_info", "write_results",
 ]

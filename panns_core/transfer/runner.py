@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,6 +34,26 @@ from panns_core.transfer.strategies import (EmbeddingCache, base_of, check_strat
                                             is_frozen, logits_of, make_backbone, state_hash, transfer_model)
 
 
+SCHEDULES = ("constant", "cosine")
+SPEC_AUGMENT_MODES = ("official", "scaled", "off")
+
+
+def rate_multiplier(step: int, total: int, warmup_fraction: float, schedule: str) -> float:
+    """Learning-rate factor at ``step`` (0-based): linear warm-up, then constant or cosine decay to 0."""
+    warmup = int(round(warmup_fraction * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, total: int, cfg: "TransferConfig"):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: rate_multiplier(step, total, cfg.warmup_fraction, cfg.schedule))
+
+
 @dataclass
 class TransferConfig:
     """Hyper-parameters of one transfer run (the notebook's parameters map onto these).
@@ -41,6 +62,12 @@ class TransferConfig:
     recipe: Adam lr 1e-4, batch 32); ``head_iterations`` the steps of the head on
     cached embeddings (lr ``head_learning_rate``). ``clip_seconds`` /
     ``segment_seconds`` override the task's own (the smoke profile uses 1 s).
+
+    ``warmup_fraction`` (share of the steps with a linear warm-up of the rate) and
+    ``schedule`` (``"constant"`` or ``"cosine"`` decay after the warm-up) default to
+    the paper runs' constant rate; ``spec_augment`` is ``"official"`` (the model's
+    own 64-frame time stripes), ``"scaled"`` (stripes scaled to the clip length,
+    :func:`panns_core.models.frontend.scaled_time_drop_width`) or ``"off"``.
     """
 
     backbone: str = "Cnn14"
@@ -55,6 +82,17 @@ class TransferConfig:
     clip_seconds: float | None = None
     segment_seconds: float | None = None
     threads: int | None = None
+    warmup_fraction: float = 0.0
+    schedule: str = "constant"
+    spec_augment: str = "official"
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.spec_augment not in SPEC_AUGMENT_MODES:
+            raise ValueError(f"spec_augment must be one of {SPEC_AUGMENT_MODES}, got {self.spec_augment!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
     def geometry(self, data: TransferData) -> tuple[float, float | None]:
         """(clip_seconds, segment_seconds) after overrides; segments only for segmented tasks."""
@@ -84,27 +122,38 @@ def score(metric: str, labels: np.ndarray, probabilities: np.ndarray) -> float:
 # ----------------------------------------------------------------------------
 
 
-def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, targets: torch.Tensor) -> float:
+def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, targets: torch.Tensor,
+                       scheduler=None) -> float:
     """One optimiser step on the softmax cross-entropy; returns the loss (shared by heads and whole models)."""
     loss = F.cross_entropy(logits, targets)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
     return float(loss.detach())
 
 
+StepCallback = Callable[[int, float], None]
+"""``on_step(step, loss)`` after each optimiser step (1-based step): progress bars, evaluations."""
+
+
 def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: TransferConfig,
-               seed: int) -> list[float]:
+               seed: int, on_step: StepCallback | None = None) -> list[float]:
     """Adam on minibatches of (embedding, label); returns the loss of each step."""
     g = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(features)
     y_all = torch.from_numpy(labels.astype(np.int64))
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.head_learning_rate)
+    scheduler = make_scheduler(optimizer, cfg.head_iterations, cfg)
     head.train()
     losses = []
-    for _ in range(cfg.head_iterations):
+    for step in range(cfg.head_iterations):
         idx = torch.randint(0, len(x_all), (min(cfg.batch_size, len(x_all)),), generator=g)
-        losses.append(cross_entropy_step(optimizer, logits_of(head(x_all[idx])), y_all[idx]))
+        losses.append(cross_entropy_step(optimizer, logits_of(head(x_all[idx])), y_all[idx], scheduler))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+            head.train()  # the callback may have evaluated
     head.eval()
     return losses
 
@@ -141,18 +190,22 @@ def training_batch(data: TransferData, audio: ClipAudio, indices: np.ndarray, cl
 
 
 def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
-                cfg: TransferConfig, seed: int) -> list[float]:
+                cfg: TransferConfig, seed: int, on_step: StepCallback | None = None) -> list[float]:
     """Adam over the trainable parameters for ``cfg.iterations`` steps; returns the losses."""
     rng = np.random.default_rng(seed)
     clip_seconds, segment_seconds = cfg.geometry(data)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, amsgrad=True)
+    scheduler = make_scheduler(optimizer, cfg.iterations, cfg)
     model.train()
     losses = []
-    for _ in range(cfg.iterations):
+    for step in range(cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
         x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng)
-        losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y))
+        losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y, scheduler))
+        if on_step is not None:
+            on_step(step + 1, losses[-1])
+            model.train()  # the callback may have evaluated
     model.eval()
     return losses
 
@@ -211,8 +264,33 @@ class TransferRunner:
         """The TransferModel of ``strategy`` with its starting weights (head seeded by ``seed``)."""
         check_strategy(strategy)
         base = self.scratch_backbone(seed) if strategy == "scratch" else fresh_copy(self.pretrained())
+        if not is_frozen(strategy):
+            self.configure_spec_augment(base)
         torch.manual_seed(seed)
         return transfer_model(strategy, base, len(self.data.classes))
+
+    def clip_frames(self, base: nn.Module) -> int | None:
+        """STFT frames of one training clip/segment (``None`` for a backbone without a hop)."""
+        clip_seconds, segment_seconds = self.cfg.geometry(self.data)
+        hop = getattr(getattr(base, "audio_config", None), "hop_size", None)
+        if not hop:
+            return None
+        return int(round((segment_seconds or clip_seconds) * self.audio.sample_rate)) // hop + 1
+
+    def configure_spec_augment(self, base: nn.Module) -> None:
+        """Apply ``cfg.spec_augment`` to a backbone that will be trained (no-op without SpecAugment)."""
+        from panns_core.models.frontend import scaled_time_drop_width, set_spec_augment
+
+        augmenter = getattr(base, "spec_augmenter", None)
+        if augmenter is None or self.cfg.spec_augment == "official":
+            return
+        if self.cfg.spec_augment == "off":
+            base.spec_augmenter = None
+            return
+        frames = self.clip_frames(base)
+        if frames is not None:
+            set_spec_augment(base, time_drop_width=scaled_time_drop_width(frames),
+                             freq_drop_width=augmenter.freq_dropper.drop_width)
 
     def embeddings(self) -> dict:
         clip_seconds, segment_seconds = self.cfg.geometry(self.data)
@@ -232,20 +310,26 @@ class TransferRunner:
         if samples < needed:
             raise ValueError(f"{self.data.task}: {samples} samples per clip/segment but {type(base).__name__} needs "
                              f">= {needed}; raise clip_seconds/segment_seconds")
-        from panns_core.models.frontend import SPEC_AUG_TIME_DROP_WIDTH as sa_frames
-
-        hop = getattr(getattr(base, "audio_config", None), "hop_size", None)
-        has_spec_augment = getattr(base, "spec_augmenter", None) is not None
-        if trained and has_spec_augment and hop and samples // hop + 1 <= sa_frames:
-            raise ValueError(f"{self.data.task}: {samples // hop + 1} frames per clip/segment; training with "
-                             f"SpecAugment needs more than {sa_frames} (use >= 1 s at 32 kHz)")
+        augmenter = getattr(base, "spec_augmenter", None)
+        frames = self.clip_frames(base)
+        if trained and augmenter is not None and frames is not None:
+            sa_frames = augmenter.time_dropper.drop_width
+            if frames <= sa_frames:
+                raise ValueError(f"{self.data.task}: {frames} frames per clip/segment; training with "
+                                 f"{sa_frames}-frame SpecAugment stripes needs more (use longer clips, or "
+                                 "spec_augment='scaled' for stripes scaled to the clip length)")
 
     def run(self, strategy: str, fold, train_idx: np.ndarray | None = None, seed: int = 0,
-            return_model: bool = False):
+            return_model: bool = False, on_step=None):
         """Train on ``train_idx`` (default: the fold's whole training side), test on the fold; a result row.
 
         With ``return_model`` also the trained TransferModel (its head works on
-        waveforms, also when it was trained on cached embeddings).
+        waveforms, also when it was trained on cached embeddings). ``on_step(step,
+        loss, predict)`` is called after every optimiser step; ``predict()`` returns
+        the current model's test-side probabilities (for progress bars and
+        monitoring; nothing is selected on them). The test indices, probabilities
+        and step losses of the last run stay in ``last_test_idx``,
+        ``last_probabilities`` and ``last_losses``.
         """
         t0 = time.perf_counter()
         fold_train, test_idx = self.data.split(fold)
@@ -266,11 +350,20 @@ class TransferRunner:
                 e = table[self.data.clips[int(i)].clip_id]
                 feats.append(e)
                 ys.append(np.full(len(e), labels[int(i)]))
-            losses = train_head(head_of(model), np.concatenate(feats), np.concatenate(ys), self.cfg, seed)
-            probs = predict_head(head_of(model), table, test_ids)
+            def predict():
+                return predict_head(head_of(model), table, test_ids)
+
+            callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))
+            losses = train_head(head_of(model), np.concatenate(feats), np.concatenate(ys), self.cfg, seed,
+                                on_step=callback)
         else:
-            losses = train_model(model, self.data, self.audio, train_idx, self.cfg, seed)
-            probs = predict_model(model, self.data, self.audio, test_idx, self.cfg)
+            def predict():
+                return predict_model(model, self.data, self.audio, test_idx, self.cfg)
+
+            callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))
+            losses = train_model(model, self.data, self.audio, train_idx, self.cfg, seed, on_step=callback)
+        probs = predict()
+        self.last_test_idx, self.last_probabilities, self.last_losses = test_idx, probs, losses
         counts = self.data.class_counts(train_idx)
         row = {
             "task": self.data.task, "strategy": strategy, "fold": str(fold), "seed": int(seed),

@@ -1,0 +1,390 @@
+"""Fine-tune a PANN on a labelled folder: progress, a report folder and a checkpoint ``panns tag`` reads.
+
+``panns finetune my_sounds/labels.csv --strategy finetune --checkpoint Cnn14 --output runs/my_sounds``
+(or :func:`finetune` in Python) trains one of the paper's four strategies on the
+training side of the folder's first fold (or its ``train`` rows), shows a tqdm bar
+with the loss and, at each evaluation, the held-out accuracy, and writes to the
+output folder:
+
+* ``predictions.csv``: file, true, predicted, then one probability column per class;
+* ``per_class.csv``: precision, recall, F1 and support per class (scikit-learn);
+* ``confusion_matrix.png`` and ``training_curve.png`` (loss per step against the
+  uniform-guess loss ln K, held-out accuracy at each evaluation against chance);
+* ``result.json``: the settings (and how the data-derived ones were chosen),
+  accuracy, warnings, skipped files and timings;
+* ``model.pth``: the trained model as a weights-only checkpoint (state_dict plus
+  plain metadata: backbone name, audio config, label names, clip length) that
+  ``panns tag --checkpoint model.pth`` and ``Pretrained.load`` use with the
+  folder's own label names.
+
+Defaults that fit the data (measured in docs/transfer.md):
+
+* ``clip_seconds``: the 95th percentile of the clip durations, rounded up to whole
+  STFT hops (and at least what the backbone's pooling stack needs);
+* learning rate and schedule per strategy (:data:`STRATEGY_DEFAULTS`): linear
+  warm-up then cosine decay, a higher rate for scratch training;
+* SpecAugment time stripes scaled to the clip length (``spec_augment="scaled"``;
+  64 frames of a 10-s clip become 6 frames of a 1-s clip).
+
+The held-out side is only monitored and reported; nothing is selected on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from panns_core.transfer.audio import ClipAudio
+from panns_core.transfer.folder import parse_folder
+from panns_core.transfer.runner import TransferConfig, TransferRunner
+from panns_core.transfer.strategies import HIDDEN_LAYERS, check_strategy, is_frozen
+
+TRANSFER_CHECKPOINT_KIND = "panns_transfer"
+"""``kind`` entry of a fine-tuned checkpoint's metadata (``Pretrained.load`` checks it)."""
+
+CLIP_PERCENTILE = 95.0
+
+STRATEGY_DEFAULTS = {
+    "scratch": {"learning_rate": 1e-3, "warmup_fraction": 0.1, "schedule": "cosine"},
+    "finetune": {"learning_rate": 1e-4, "warmup_fraction": 0.1, "schedule": "cosine"},
+    "freeze_l1": {"head_learning_rate": 1e-3, "warmup_fraction": 0.0, "schedule": "cosine"},
+    "freeze_l3": {"head_learning_rate": 1e-3, "warmup_fraction": 0.0, "schedule": "cosine"},
+}
+"""Learning rate and schedule per strategy for :func:`finetune` (see the table in docs/transfer.md)."""
+
+
+# ----------------------------------------------------------------------------
+# Defaults from the data
+# ----------------------------------------------------------------------------
+
+
+def data_clip_seconds(durations_s, sample_rate: int, hop_size: int, *, percentile: float = CLIP_PERCENTILE,
+                      min_samples: int = 0) -> float:
+    """Clip length covering ``percentile`` % of the clips, rounded up to whole hops (>= ``min_samples``)."""
+    durations = np.asarray(durations_s, dtype=np.float64)
+    if durations.size == 0:
+        raise ValueError("no clip durations to derive clip_seconds from")
+    samples = float(np.percentile(durations, percentile)) * sample_rate
+    hops = max(1, math.ceil(samples / hop_size - 1e-9), math.ceil(min_samples / hop_size))
+    return hops * hop_size / sample_rate
+
+
+def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str) -> list[str]:
+    """Plain-language warnings when training did not learn, each with what to change."""
+    warnings = []
+    test_labels = np.asarray(test_labels)
+    predicted = np.asarray(predicted)
+    if len(test_labels) and classes_num > 1:
+        chance = np.bincount(test_labels, minlength=classes_num).max() / len(test_labels)
+        # two standard errors above the majority-class rate: below that, accuracy is indistinguishable from chance
+        margin = 2.0 * math.sqrt(chance * (1.0 - chance) / len(test_labels))
+        if accuracy <= chance + margin:
+            warnings.append(
+                f"held-out accuracy {accuracy:.3f} is at chance level (always guessing the most frequent "
+                f"class gives {chance:.3f}). {_advice(strategy)}")
+        top_share = np.bincount(predicted, minlength=classes_num).max() / len(predicted)
+        if top_share >= 0.9:
+            warnings.append(f"the model predicts one class for {top_share:.0%} of the held-out clips.")
+    if losses and classes_num > 1:
+        uniform = math.log(classes_num)
+        tail = float(np.mean(losses[-max(1, len(losses) // 10):]))
+        if tail >= uniform:
+            warnings.append(
+                f"the training loss ({tail:.3f} over the last 10% of steps) never fell below the "
+                f"uniform-guess loss ln {classes_num} = {uniform:.3f}: the model did not fit even the "
+                f"training clips. {_advice(strategy)}")
+    return warnings
+
+
+def _advice(strategy: str) -> str:
+    if strategy == "scratch":
+        return ("Training from random weights needs many more steps and clips than fine-tuning: try "
+                "--strategy freeze_l3 or finetune with a pretrained --checkpoint, or raise --iterations "
+                "(and --learning-rate).")
+    if strategy == "finetune":
+        return ("Try more --iterations, a higher --learning-rate (e.g. 3e-4), or --strategy freeze_l3; "
+                "check that --checkpoint is a pretrained model and that the labels match the files.")
+    return ("Try --strategy freeze_l3 (if freeze_l1) or finetune, more --iterations, and check that "
+            "--checkpoint is a pretrained model (a random backbone gives useless embeddings).")
+
+
+# ----------------------------------------------------------------------------
+# Checkpoint of a fine-tuned model
+# ----------------------------------------------------------------------------
+
+
+def save_transfer_checkpoint(path: str, model, *, backbone: str, backbone_overrides: dict, strategy: str,
+                             classes, clip_seconds: float, **extra) -> str:
+    """Write ``model`` (a TransferModel) with what :func:`load_transfer_model` needs to rebuild it."""
+    from panns_core.checkpoints import save_checkpoint
+
+    base_state = model.base.state_dict()
+    overrides = dict(backbone_overrides)
+    head = base_state.get("fc_audioset.weight")
+    if head is not None:
+        overrides["classes_num"] = int(head.shape[0])
+    audio = dataclasses.asdict(model.audio_config) if model.audio_config is not None else {}
+    save_checkpoint(path, model, kind=TRANSFER_CHECKPOINT_KIND, backbone=str(backbone),
+                    backbone_overrides=overrides, strategy=strategy, hidden_layers=HIDDEN_LAYERS[strategy],
+                    labels=[str(c) for c in classes], clip_seconds=float(clip_seconds), audio_config=audio,
+                    **extra)
+    return path
+
+
+def load_transfer_model(state: dict, meta: dict):
+    """Rebuild a fine-tuned model from :func:`save_transfer_checkpoint`'s file (already read, weights-only).
+
+    Returns ``(model, backbone_name, audio_config, label_names, clip_seconds)``; the
+    model outputs class probabilities (softmax) as ``clipwise_output``.
+    """
+    from panns_core.checkpoints import CheckpointError, skip_weight_init
+    from panns_core.models import TransferModel, create_model
+
+    missing = [k for k in ("backbone", "labels", "hidden_layers", "clip_seconds") if k not in meta]
+    if missing:
+        raise CheckpointError(f"fine-tuned checkpoint lacks metadata {missing}")
+    with skip_weight_init():  # every weight is overwritten by the file
+        base = create_model(meta["backbone"], **dict(meta.get("backbone_overrides") or {}))
+        model = TransferModel(base, len(meta["labels"]), hidden_layers=int(meta["hidden_layers"]),
+                              output="softmax")
+    model.load_state_dict(state, strict=True)
+    return model.eval(), meta["backbone"], base.audio_config, list(meta["labels"]), float(meta["clip_seconds"])
+
+
+# ----------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` returns: the trained model, the ``result.json`` content and the files written."""
+
+    model: object
+    result: dict
+    paths: dict = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return self.result["accuracy"]
+
+
+def _backbone_name(backbone: str | None, checkpoint: str | None) -> str:
+    if backbone:
+        return backbone
+    if checkpoint:
+        from panns_core.checkpoints import read_checkpoint
+        from panns_core.inference import infer_model_name
+
+        state, meta = read_checkpoint(checkpoint)
+        name = infer_model_name(state, meta, os.path.basename(checkpoint))
+        if name is None:
+            raise ValueError(f"{checkpoint}: cannot tell which model it belongs to; pass backbone=/--backbone")
+        return name
+    return "Cnn14"
+
+
+def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone: str | None = None,
+             checkpoint: str | None = None, iterations: int = 1000, batch_size: int = 16,
+             clip_seconds: float | None = None, learning_rate: float | None = None,
+             warmup_fraction: float | None = None, schedule: str | None = None, spec_augment: str = "scaled",
+             evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
+             progress: bool = True, log=print) -> FinetuneResult:
+    """Train ``strategy`` on a labelled folder and write the report folder ``output``; see the module docstring.
+
+    ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction`` or
+    ``schedule`` means the data-fitted default. ``evaluations`` is how often
+    (evenly spaced) the held-out accuracy is computed during training.
+    """
+    from panns_core.models import model_info
+
+    check_strategy(strategy)
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if checkpoint is None and strategy != "scratch":
+        raise ValueError(f"strategy {strategy!r} starts from a pretrained model: give checkpoint= "
+                         "(a released name such as Cnn14, or a .pth file); only 'scratch' starts from random weights")
+    say = log or (lambda *_: None)
+    t0 = time.perf_counter()
+    backbone = _backbone_name(backbone, checkpoint)
+    overrides = dict(backbone_overrides or {})
+    audio_config = model_info(backbone).config
+    sample_rate = int(overrides.get("sample_rate", audio_config.sample_rate))
+    hop_size = int(overrides.get("hop_size", audio_config.hop_size))
+
+    data = parse_folder(csv_path)
+    audio = ClipAudio(sample_rate)
+    data = audio.load(data)
+    for path, reason in data.skipped:
+        say(f"skipped {path}: {reason}")
+    if not data.clips:
+        raise ValueError(f"{csv_path}: no readable clips")
+    durations = np.array([len(audio[c.clip_id]) / sample_rate for c in data.clips])
+
+    settings = dict(STRATEGY_DEFAULTS[strategy])
+    for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule)):
+        if value is not None:
+            settings[key] = value
+    if learning_rate is not None:
+        settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
+    cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
+                         iterations=iterations, head_iterations=iterations, batch_size=batch_size,
+                         spec_augment=spec_augment, **settings)
+    runner = TransferRunner(data, audio, cfg)
+    min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
+    if clip_seconds is None:
+        clip_seconds = data_clip_seconds(durations, sample_rate, hop_size, min_samples=min_samples)
+        clip_note = (f"{CLIP_PERCENTILE:g}th percentile of {len(durations)} clip durations "
+                     f"({np.percentile(durations, CLIP_PERCENTILE):.3f} s) rounded up to whole "
+                     f"{hop_size}-sample hops" + (f", at least {min_samples} samples for {backbone}"
+                                                  if min_samples else ""))
+    else:
+        clip_note = "given"
+    cfg.clip_seconds = float(clip_seconds)
+    runner.data = data = dataclasses.replace(data, clip_seconds=float(clip_seconds))
+    say(f"{len(data.clips)} clips, {len(data.classes)} classes, durations {durations.min():.2f}-"
+        f"{durations.max():.2f} s; clip_seconds = {clip_seconds:g} ({clip_note})")
+
+    fold = data.folds[0] if fold is None else fold
+    train_idx, test_idx = data.split(fold)
+    test_labels = data.labels[test_idx]
+    rate = settings.get("head_learning_rate", settings.get("learning_rate"))
+    say(f"{strategy} {backbone}: {iterations} steps of batch {batch_size}, lr {rate:g} "
+        f"({settings['schedule']}, warm-up {settings['warmup_fraction']:.0%}), SpecAugment {spec_augment}; "
+        f"train {len(train_idx)} clips, held-out fold {fold}: {len(test_idx)} clips")
+    if is_frozen(strategy):
+        say(f"computing the frozen {backbone} embeddings of {len(data.clips)} clips once ...")
+
+    from tqdm.auto import tqdm
+
+    every = max(1, iterations // max(1, evaluations))
+    history: list[tuple[int, float]] = []
+    bar = tqdm(total=iterations, desc=f"{strategy} {backbone}", unit="step", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    recent: list[float] = []
+
+    def on_step(step: int, loss: float, predict) -> None:
+        recent.append(loss)
+        bar.update(1)
+        if step % every == 0 or step == iterations:
+            acc = float(np.mean(predict().argmax(axis=1) == test_labels)) if len(test_idx) else float("nan")
+            history.append((step, acc))
+        if step % 5 == 0 or step == iterations or step == 1:
+            postfix = {"loss": f"{np.mean(recent[-every:]):.3f}"}
+            if history:
+                postfix["val_acc"] = f"{history[-1][1]:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+
+    t_train = time.perf_counter()
+    try:
+        row, model = runner.run(strategy, fold, seed=seed, return_model=True, on_step=on_step)
+    finally:
+        bar.close()
+    train_s = time.perf_counter() - t_train
+    probs, losses = runner.last_probabilities, runner.last_losses
+
+    os.makedirs(output, exist_ok=True)
+    predicted = probs.argmax(axis=1)
+    accuracy = float(np.mean(predicted == test_labels)) if len(test_idx) else float("nan")
+    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy)
+    paths = write_report(output, data, test_idx, probs, losses, history)
+    checkpoint_path = os.path.join(output, "model.pth")
+    save_transfer_checkpoint(checkpoint_path, model, backbone=backbone, backbone_overrides=overrides,
+                             strategy=strategy, classes=data.classes, clip_seconds=clip_seconds,
+                             accuracy=accuracy, iterations=iterations)
+    paths["checkpoint"] = checkpoint_path
+    result = {
+        "csv": os.path.abspath(csv_path), "strategy": strategy, "backbone": backbone,
+        "checkpoint": checkpoint, "classes": list(data.classes), "fold": str(fold),
+        "train_clips": int(len(train_idx)), "test_clips": int(len(test_idx)),
+        "accuracy": accuracy, "chance": float(np.bincount(test_labels, minlength=len(data.classes)).max()
+                                              / max(1, len(test_labels))),
+        "uniform_guess_loss": math.log(len(data.classes)),
+        "first_loss": row["first_loss"], "last_loss": row["last_loss"],
+        "history": [{"step": s, "accuracy": a} for s, a in history],
+        "clip_seconds": float(clip_seconds), "clip_seconds_from": clip_note,
+        "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
+                        "p95": float(np.percentile(durations, CLIP_PERCENTILE)), "max": float(durations.max())},
+        "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
+                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides},
+        "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
+        "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
+        "files": {k: os.path.basename(v) for k, v in paths.items()},
+    }
+    paths["result"] = os.path.join(output, "result.json")
+    with open(paths["result"], "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    say(f"held-out accuracy {accuracy:.3f} (chance {result['chance']:.3f}) after {iterations} steps "
+        f"({train_s:.1f} s); report in {output}, model {checkpoint_path}")
+    for warning in warnings:
+        say(f"WARNING: {warning}")
+    return FinetuneResult(model, result, paths)
+
+
+def write_report(output: str, data, test_idx, probs: np.ndarray, losses, history) -> dict:
+    """predictions.csv, per_class.csv, confusion_matrix.png and training_curve.png under ``output``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from sklearn.metrics import ConfusionMatrixDisplay, precision_recall_fscore_support
+
+    classes = list(data.classes)
+    labels = data.labels[test_idx]
+    predicted = probs.argmax(axis=1)
+    table = pd.DataFrame({"file": [data.clips[int(i)].clip_id for i in test_idx],
+                          "true": [classes[k] for k in labels], "predicted": [classes[k] for k in predicted]})
+    for k, name in enumerate(classes):
+        table[f"p_{name}"] = probs[:, k]
+    paths = {"predictions": os.path.join(output, "predictions.csv"),
+             "per_class": os.path.join(output, "per_class.csv"),
+             "confusion_matrix": os.path.join(output, "confusion_matrix.png"),
+             "training_curve": os.path.join(output, "training_curve.png")}
+    table.to_csv(paths["predictions"], index=False)
+
+    index = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=index,
+                                                                     zero_division=0)
+    pd.DataFrame({"class": classes, "precision": precision, "recall": recall, "f1": f1,
+                  "support": support}).to_csv(paths["per_class"], index=False)
+
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(labels, predicted, labels=index, display_labels=classes, ax=ax,
+                                            colorbar=False, xticks_rotation="vertical")
+    ax.set_title(f"held-out clips ({len(labels)})")
+    fig.tight_layout()
+    fig.savefig(paths["confusion_matrix"], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, color="tab:blue", alpha=0.3, lw=0.8)
+    window = max(1, len(losses) // 20)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1:], smooth, color="tab:blue", label="training loss")
+    ax.axhline(math.log(len(classes)), color="tab:blue", ls=":", label=f"uniform guess ln {len(classes)}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    if history:
+        acc_ax = ax.twinx()
+        acc_ax.plot([s for s, _ in history], [a for _, a in history], "o-", color="tab:red",
+                    label="held-out accuracy")
+        acc_ax.axhline(np.bincount(labels, minlength=len(classes)).max() / max(1, len(labels)), color="tab:red",
+                       ls=":", label="chance")
+        acc_ax.set_ylim(0, 1)
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths["training_curve"], dpi=100)
+    plt.close(fig)
+    return paths
