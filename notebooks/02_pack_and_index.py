@@ -34,3 +34,62 @@ pd.DataFrame(summary["indexes"]).T
 
 # %%
 print(summary["eval_manifest"])
+
+# %% [markdown]
+# ## The long tail: clips per class in the training index
+# The balanced sampler (notebook 05) exists because of this shape.
+
+# %%
+import glob
+import json
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Audio, display
+
+from panns_core.data.index import read_index
+from panns_core.data.pack import hdf5s_dir, index_path
+
+train = read_index(index_path(data_root, "full_train"))
+per_class = np.sort(train.targets.sum(axis=0))[::-1]
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.bar(np.arange(len(per_class)), per_class, width=1.0)
+ax.set(yscale="log", xlabel="class (most clips first)", ylabel="clips", title=f"full_train: {len(train)} clips")
+plt.show()
+
+# %% [markdown]
+# ## A few eval clips as log-mel images (the model's own front end), with their audio
+
+# %%
+import torch
+
+from panns_core.data.reader import AudioSetDataset
+from panns_core.models import create_model
+
+front_end = create_model("Cnn14").eval()
+sample_rate = front_end.audio_config.sample_rate
+evaluation = read_index(index_path(data_root, "eval"))
+dataset = AudioSetDataset(sample_rate=sample_rate)
+for row in range(min(3, len(evaluation))):
+    item = dataset[{"hdf5_path": evaluation.hdf5_paths[row], "index_in_hdf5": evaluation.index_in_hdf5[row]}]
+    with torch.no_grad():
+        wave = torch.from_numpy(item["waveform"])[None]
+        logmel = front_end.logmel_extractor(front_end.spectrogram_extractor(wave))[0, 0]
+    fig, ax = plt.subplots(figsize=(8, 2))
+    ax.imshow(logmel.T.numpy(), origin="lower", aspect="auto")
+    ax.set(title=f"{item['audio_name']}: classes {np.flatnonzero(item['target']).tolist()}", xlabel="frame",
+           ylabel="mel bin")
+    plt.show()
+    display(Audio(item["waveform"], rate=sample_rate))
+
+# %% [markdown]
+# ## Clips left out, and why (from each waveform file's manifest)
+
+# %%
+excluded = []
+for manifest in sorted(glob.glob(os.path.join(hdf5s_dir(data_root), "**", "*.manifest.json"), recursive=True)):
+    with open(manifest) as f:
+        record = json.load(f)
+    excluded += [{"file": os.path.basename(manifest), **clip} for clip in record.get("excluded_clips", [])]
+pd.DataFrame(excluded, columns=["file", "audio_name", "reason", "message"])
