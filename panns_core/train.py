@@ -1,22 +1,14 @@
-"""Training engine: the paper's AudioSet recipe, exact resume, mixed precision, torchrun.
+"""Training: the config, and the small helpers the training loop calls.
 
-The recipe (official ``pytorch/main.py``): balanced sampler (``balanced``,
-``none`` or ``alternate``), ``2 * batch_size`` clips per step with mixup (alpha 1,
-consecutive pairs mixed at the model's official place, targets mixed alike),
-SpecAugment inside the model, Adam(lr 1e-3, amsgrad), clip-level BCE, constant
-learning rate. Loop order per iteration ``i``: evaluate when ``i % eval_every ==
-0`` (so at 0) or at the last iteration, save checkpoints, stop if ``i ==
-iterations``, then take one training step.
-
-What the official loop did not do and this one does: a checkpoint holds the
-optimizer, sampler, mixup, grad-scaler, loss-accumulator and every RNG state, so
-a run killed and resumed writes exactly the statistics of an uninterrupted run;
-``best.pt`` is chosen on the validation split (on eval only when no validation
-split exists, and labelled so); optional early stop; bf16/fp16 autocast,
-channels_last, ``torch.compile``; DistributedDataParallel under ``torchrun``
-(every rank takes its slice of the one-process batch, so the effective batch and
-the sample stream do not depend on the number of GPUs); gradient accumulation
-that splits each batch into micro-batches (same effective batch of 32).
+The loop itself is written out, cell by cell, in ``notebooks/03_train_system.py``
+(a jupytext py:percent notebook): balanced-sampler batch -> mixup lambdas ->
+``model(x, mixup_lambda)`` -> mixed targets -> BCE -> ``loss.backward()`` ->
+Adam(amsgrad) step -> periodic evaluation. This module holds what the loop needs
+around that recipe: :class:`TrainConfig`, the data it reads (:class:`RunData`),
+process/device setup (:func:`start_run`), exact resume (:func:`resume`, RNG
+states, :class:`TrackedBatches`), statistics lines (:func:`evaluate_and_log`),
+checkpoints (:func:`save_checkpoints`) and DDP helpers. :func:`train` and the
+command line run the notebook's file with ``runpy``, so there is one loop:
 
     python -m panns_core.train --config cfg.json
     python -m panns_core.train --model Cnn6 --data-root data --training-set balanced_train \\
