@@ -12,8 +12,9 @@ run_root = "runs/smoke"
 figures_dir = "figures/smoke"
 data_root = "data/smoke"
 data_source = "generated"
-run_name = "Cnn14"
-config = {}  # any TrainConfig field
+run_name = "notebook"
+config = {"model": "Cnn6", "training_set": "full_train_minus_validation", "batch_size": 4, "iterations": 6,
+          "eval_every": 3, "max_eval_clips": 48}  # any TrainConfig field (the pipeline passes a profile run's)
 nproc_per_node = 1  # > 1: launch torchrun with that many processes (one per GPU)
 
 # %% [markdown]

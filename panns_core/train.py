@@ -246,7 +246,8 @@ def resolve_train_index(config: TrainConfig) -> str:
     name = config.train_index or config.training_set
     path = Path(name) if str(name).endswith(".h5") else indexes_dir(config) / f"{name}.h5"
     if not path.exists():
-        raise FileNotFoundError(f"training set {name!r}: index file {path} not found")
+        raise FileNotFoundError(f"training set {name!r}: index file {path} not found "
+                                "(notebook 02_pack_and_index, or the pipeline's data stages, make it)")
     return str(path)
 
 
@@ -261,7 +262,8 @@ def resolve_eval_indexes(config: TrainConfig) -> dict:
         elif split in OPTIONAL_SPLITS and not given:
             log.info("no %s split (%s absent): best.pt is chosen on eval", split, path)
         else:
-            raise FileNotFoundError(f"evaluation split {split!r}: index file {path} not found")
+            raise FileNotFoundError(f"evaluation split {split!r}: index file {path} not found "
+                                    "(notebook 02_pack_and_index makes it)")
     return out
 
 

@@ -55,3 +55,9 @@ def test_every_notebook_has_parameters_and_the_paper_cell(stem):
 
 def test_no_notebook_generator_scripts():
     assert not (REPO / "tools").exists() or not list((REPO / "tools").glob("build_*notebook*.py"))
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_notebook_names_the_project_kernel(stem):
+    """papermill and JupyterLab pick the kernel from the notebook's kernelspec."""
+    assert jupytext.read(NOTEBOOKS / f"{stem}.ipynb").metadata.get("kernelspec", {}).get("name") == "python3"
