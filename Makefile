@@ -10,7 +10,7 @@ PROFILE ?= smoke
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce test benchmark clean
+.PHONY: setup reproduce test benchmark lab clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
+
+# JupyterLab on notebooks/ with the project's kernel; jupytext pairs .py and .ipynb on save.
+lab: $(STAMP)
+	$(PY) -m jupyter lab --notebook-dir=notebooks
 
 benchmark: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

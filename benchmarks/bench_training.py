@@ -1,6 +1,6 @@
 """Training throughput of the paper's recipe: clips/s and step time per model, precision, layout.
 
-One step = the real :func:`panns_core.train.train_step` (forward of 2B clips with
+One step = the step of the training loop in ``notebooks/03_train_system.py`` (forward of 2B clips with
 SpecAugment and mixup inside the model, BCE on the B mixed examples, backward,
 Adam amsgrad). Inputs are random 10-s clips already on the device, so the
 figure is the model's training speed, not data loading. ``clips/s`` counts the
@@ -26,10 +26,26 @@ import torch
 
 from panns_core.mixup import Mixup
 from panns_core.models import create_model
-from panns_core.train import train_step
+import torch.nn.functional as F
+
+from panns_core.models.frontend import do_mixup
+from panns_core.runtime import autocast_context
 
 OFFICIAL_V100_CLIPS_PER_S = 600_000 * 32 / (3 * 24 * 3600)
 """~74 clips/s: 600k iterations of batch 32 in about three days on one V100 (paper, README)."""
+
+
+def train_step(net, optimizer, scaler, waveform, target, lam, *, device, precision) -> torch.Tensor:
+    """The loop's step without accumulation or DDP: forward with mixup, mixed targets, BCE, backward, Adam."""
+    net.train()
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_context(device, precision):
+        output = net(waveform, lam)
+    loss = F.binary_cross_entropy(output["clipwise_output"].float(), do_mixup(target, lam))
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
 
 
 def _sync(device: torch.device) -> None:

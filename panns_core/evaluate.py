@@ -16,8 +16,6 @@ Command line (our checkpoints and the released Zenodo ones)::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,34 +26,9 @@ import numpy as np
 import torch
 
 from panns_core.metrics import audio_tagging_metrics
+from panns_core.runtime import PRECISIONS, TensorCollate, autocast_context, ids_sha256, resolve_device, saved_model_spec
 
 log = logging.getLogger("panns_core.evaluate")
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def autocast_context(device: torch.device, precision: str):
-    """Autocast for bf16 (CPU and CUDA) and fp16 (CUDA only); a no-op for fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def ids_sha256(audio_names) -> str:
-    """sha256 of the newline-joined sorted clip names: identifies *which* clips were scored.
-
-    Same definition as :func:`panns_core.data.pack.eval_set_sha256` (which reads
-    an index file); here it applies to the clips actually scored (after
-    ``max_clips``), straight from the names.
-    """
-    text = "\n".join(sorted(str(n) for n in audio_names))
-    return hashlib.sha256(text.encode()).hexdigest()
-
 
 def load_table(index, max_clips: Optional[int] = None):
     """An :class:`IndexTable` from a path or a table, cut to its first ``max_clips`` clips."""
@@ -83,19 +56,6 @@ def _default_collate():
     from panns_core.data.reader import collate_fn
 
     return collate_fn
-
-
-class TensorCollate:
-    """Wrap a numpy ``collate_fn`` so arrays become tensors: DataLoader can then pin them
-    (``pin_memory``), which makes the later ``.to(device, non_blocking=True)`` asynchronous."""
-
-    def __init__(self, collate_fn):
-        self.collate_fn = collate_fn
-
-    def __call__(self, items):
-        batch = self.collate_fn(items)
-        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" else v
-                for k, v in batch.items()}
 
 
 def forward_outputs(model, table, dataset, *, batch_size=32, device="cpu", precision="fp32",
@@ -200,13 +160,7 @@ def _resolve_checkpoint(spec: str) -> str:
 
 def _saved_model_spec(path: str) -> dict:
     """Model name and constructor overrides stored in one of our training checkpoints, if any."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = state.get("config") if isinstance(state, dict) else None
-    if not (isinstance(config, dict) and "model" in config and "batch_size" in config):
-        return {}  # not written by panns_core.train (released or save_checkpoint format)
-    from panns_core.train import TrainConfig
-
-    return TrainConfig.from_dict(config).model_spec()
+    return saved_model_spec(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def build_model(checkpoint: str, model_name: Optional[str], classes_num: int, overrides: dict):
@@ -250,15 +204,6 @@ def _parse_args(argv):
     p.add_argument("--per-class", action="store_true", help="keep per-class AP/AUC in the JSON")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
-    return device
 
 
 def main(argv=None) -> dict:

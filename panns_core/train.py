@@ -1,22 +1,14 @@
-"""Training engine: the paper's AudioSet recipe, exact resume, mixed precision, torchrun.
+"""Training: the config, and the small helpers the training loop calls.
 
-The recipe (official ``pytorch/main.py``): balanced sampler (``balanced``,
-``none`` or ``alternate``), ``2 * batch_size`` clips per step with mixup (alpha 1,
-consecutive pairs mixed at the model's official place, targets mixed alike),
-SpecAugment inside the model, Adam(lr 1e-3, amsgrad), clip-level BCE, constant
-learning rate. Loop order per iteration ``i``: evaluate when ``i % eval_every ==
-0`` (so at 0) or at the last iteration, save checkpoints, stop if ``i ==
-iterations``, then take one training step.
-
-What the official loop did not do and this one does: a checkpoint holds the
-optimizer, sampler, mixup, grad-scaler, loss-accumulator and every RNG state, so
-a run killed and resumed writes exactly the statistics of an uninterrupted run;
-``best.pt`` is chosen on the validation split (on eval only when no validation
-split exists, and labelled so); optional early stop; bf16/fp16 autocast,
-channels_last, ``torch.compile``; DistributedDataParallel under ``torchrun``
-(every rank takes its slice of the one-process batch, so the effective batch and
-the sample stream do not depend on the number of GPUs); gradient accumulation
-that splits each batch into micro-batches (same effective batch of 32).
+The loop itself is written out, cell by cell, in ``notebooks/03_train_system.py``
+(a jupytext py:percent notebook): balanced-sampler batch -> mixup lambdas ->
+``model(x, mixup_lambda)`` -> mixed targets -> BCE -> ``loss.backward()`` ->
+Adam(amsgrad) step -> periodic evaluation. This module holds what the loop needs
+around that recipe: :class:`TrainConfig`, the data it reads (:class:`RunData`),
+process/device setup (:func:`start_run`), exact resume (:func:`resume`, RNG
+states, :class:`TrackedBatches`), statistics lines (:func:`evaluate_and_log`),
+checkpoints (:func:`save_checkpoints`) and DDP helpers. :func:`train` and the
+command line run the notebook's file with ``runpy``, so there is one loop:
 
     python -m panns_core.train --config cfg.json
     python -m panns_core.train --model Cnn6 --data-root data --training-set balanced_train \\
@@ -44,13 +36,14 @@ import torch
 import torch.nn.functional as F
 
 from panns_core import distributed as D
-from panns_core.evaluate import PRECISIONS, TensorCollate, autocast_context, evaluate, ids_sha256
+from panns_core.evaluate import evaluate
 from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
+from panns_core.runtime import MODEL_OVERRIDES, PRECISIONS, TensorCollate, ids_sha256
+from panns_core.runtime import model_spec as _model_spec
 from panns_core.mixup import Mixup
 
 log = logging.getLogger("panns_core.train")
 
-MODEL_OVERRIDES = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax")
 BALANCED = ("balanced", "none", "alternate")
 AUGMENTATIONS = ("none", "mixup")
 RESAMPLE_MODES = ("antialias", "decimate")
@@ -156,9 +149,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived values
     def model_spec(self) -> dict:
         """``{"name", "kwargs"}`` for :func:`panns_core.models.create_model` (without classes_num)."""
-        kwargs = {k: getattr(self, k) for k in MODEL_OVERRIDES if getattr(self, k) is not None}
-        kwargs.update(self.model_kwargs)
-        return {"name": self.model, "kwargs": kwargs}
+        return _model_spec(self.to_dict())
 
     @property
     def mixup(self) -> bool:
@@ -256,7 +247,8 @@ def resolve_train_index(config: TrainConfig) -> str:
     name = config.train_index or config.training_set
     path = Path(name) if str(name).endswith(".h5") else indexes_dir(config) / f"{name}.h5"
     if not path.exists():
-        raise FileNotFoundError(f"training set {name!r}: index file {path} not found")
+        raise FileNotFoundError(f"training set {name!r}: index file {path} not found "
+                                "(notebook 02_pack_and_index, or the pipeline's data stages, make it)")
     return str(path)
 
 
@@ -271,7 +263,8 @@ def resolve_eval_indexes(config: TrainConfig) -> dict:
         elif split in OPTIONAL_SPLITS and not given:
             log.info("no %s split (%s absent): best.pt is chosen on eval", split, path)
         else:
-            raise FileNotFoundError(f"evaluation split {split!r}: index file {path} not found")
+            raise FileNotFoundError(f"evaluation split {split!r}: index file {path} not found "
+                                    "(notebook 02_pack_and_index makes it)")
     return out
 
 
@@ -360,7 +353,7 @@ class Progress:
     evals_without_improvement: int = 0
 
 
-class _TrackedBatches:
+class TrackedBatches:
     """``batch_sampler`` wrapper that snapshots the sampler state after chosen batches.
 
     DataLoader workers prefetch, so at iteration ``i`` the sampler itself is
@@ -442,329 +435,387 @@ def _truncate_statistics(path: Path, iteration: int) -> None:
     write_jsonl(path, [r for r in read_jsonl(path) if r["iteration"] <= iteration])
 
 
-# ---------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------- run context
 
 
-class Trainer:
-    """One training run; :func:`train` is the entry point."""
+@dataclass
+class RunContext:
+    """What the loop's helpers share: config, process, data, files, counters. Holds no model.
 
-    def __init__(self, config: TrainConfig, data: Optional[RunData] = None,
-                 model_factory: Optional[Callable] = None):
-        config.validate()
-        self.config = config
-        info = D.env_dist_info()
-        self.device = D.device_for_rank(config.device, info)
-        self.dist = D.init_distributed(self.device)
-        config.validate(world_size=self.dist.world_size)
-        if config.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
-        self.run_dir = Path(config.run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.stats_path = self.run_dir / "statistics.jsonl"
-        self.data = data if data is not None else build_run_data(config)
-        for split, table in self.data.eval_tables.items():
-            if table.targets.shape[1] != self.data.classes_num:
-                raise ValueError(f"split {split!r} has {table.targets.shape[1]} classes, "
-                                 f"the training index has {self.data.classes_num}")
-        self.selection_split = "validation" if "validation" in self.data.eval_tables else "eval"
-        if self.selection_split not in self.data.eval_tables:
-            self.selection_split = None
-        self.eval_sha = {s: ids_sha256(t.audio_names) for s, t in self.data.eval_tables.items()}
+    Built by :func:`start_run` in the notebook's loop; the loop itself (sampler
+    batch, mixup, forward, BCE, backward, Adam step) is written out in
+    ``notebooks/03_train_system.py``.
+    """
 
-        seed_everything(config.seed + self.dist.rank)
-        factory = model_factory or create_model_from_config
-        self.model = factory(config, self.data.classes_num).to(self.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                          betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=True)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        from panns_core.samplers import create_train_sampler
+    config: TrainConfig
+    device: torch.device
+    dist: D.DistInfo
+    data: RunData
+    selection_split: Optional[str]
+    eval_sha: dict
+    progress: Progress = field(default_factory=Progress)
+    resumed_at: Optional[int] = None
+    loss_sum: Optional[torch.Tensor] = None  # float64 on the device: no host sync per step
+    clock_start: float = field(default_factory=time.perf_counter)
 
-        self.per_rank_clips = config.clips_per_step // self.dist.world_size
-        self.sampler = create_train_sampler(
-            config.balanced, self.data.train_table, self.per_rank_clips, random_seed=config.seed,
-            rank=self.dist.rank, world_size=self.dist.world_size, black_list_csv=config.black_list_csv)
-        self.mixup = Mixup(config.mixup_alpha, random_seed=config.seed) if config.mixup else None
-        self.progress = Progress()
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self.pending_rng = None
-        self.resumed_at = None
-        self._resume()
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config.run_dir)
 
-        self.net = self.model
-        if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.ddp = self.net if self.dist.enabled else None
-        if config.compile:
-            self.net = torch.compile(self.net)
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
 
-    # -------------------------------------------------------------- resume / checkpoints
-    def _resume(self) -> None:
-        path = _resume_path(self.config, self.ckpt_dir)
-        if path is None:
-            return
-        state = load_training_state(path)
-        _check_same_run(state["config"], self.config, path)
-        if len(state["rng"]) != self.dist.world_size:
-            raise ValueError(f"{path}: saved by {len(state['rng'])} process(es), this run has "
-                             f"{self.dist.world_size}; resume with the same number of processes")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.sampler.load_state_dict(state["sampler"])
-        if self.mixup is not None:
-            self.mixup.load_state_dict(state["mixup"])
-        self.progress = Progress(**state["progress"])
-        mine = state["rng"][self.dist.rank]
-        self.progress.loss_sum = float(mine["loss_sum"])
-        self.progress.loss_count = int(mine["loss_count"])
-        self.loss_sum.fill_(self.progress.loss_sum)
-        self.pending_rng = mine["rng"]
-        self.resumed_at = self.progress.iteration
-        if self.dist.is_main:
-            log.info("resuming %s from %s at iteration %d", self.run_dir, path, self.resumed_at)
+    @property
+    def statistics_path(self) -> Path:
+        return self.run_dir / "statistics.jsonl"
 
-    def _is_checkpoint_iteration(self, i: int) -> bool:
+    @property
+    def clips_per_rank(self) -> int:
+        """This process's share of the clips read per step (the batch, doubled with mixup)."""
+        return self.config.clips_per_step // self.dist.world_size
+
+    def wall_time(self) -> float:
+        return self.progress.wall_time_s + (time.perf_counter() - self.clock_start)
+
+    def is_checkpoint_iteration(self, i: int) -> bool:
         c = self.config
         return i % c.eval_every == 0 or i % c.checkpoint_every == 0 or i >= c.iterations
 
-    def _training_state(self, sampler_state: dict) -> dict:
-        p = self.progress
-        p.loss_sum = float(self.loss_sum.item())
-        mine = {"rng": rng_states(self.device), "loss_sum": p.loss_sum, "loss_count": p.loss_count}
-        per_rank = D.all_gather_objects(mine, self.dist)
-        progress = dataclasses.asdict(p)
-        progress["loss_sum"], progress["loss_count"] = 0.0, 0  # per rank, stored under "rng"
-        progress["wall_time_s"] = p.wall_time_s + (time.perf_counter() - self._t0)
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "sampler": sampler_state,
-            "mixup": self.mixup.state_dict() if self.mixup else None,
-            "progress": progress,
-            "rng": per_rank,
-            "iteration": p.iteration,
-            "config": self.config.to_dict(),
-            "selection_split": self.selection_split,
-        }
 
-    def _save(self, sampler_state: dict, improved: bool) -> None:
-        state = self._training_state(sampler_state)  # collective: every rank takes part
-        if not self.dist.is_main:
-            return
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        i = self.progress.iteration
-        _atomic_save(state, self.ckpt_dir / "latest.pt")
-        if i > 0 and i % self.config.checkpoint_every == 0:
-            _atomic_save(state, self.ckpt_dir / f"iter_{i}.pt")
+def start_run(config: TrainConfig, data: Optional[RunData] = None) -> RunContext:
+    """Join the torchrun process group (if any), pick this rank's device, read the indexes.
+
+    Validates the config for the number of processes, and chooses the split on
+    which ``best.pt`` is selected: validation when present, else eval.
+    """
+    config.validate()
+    info = D.env_dist_info()
+    device = D.device_for_rank(config.device, info)
+    dist = D.init_distributed(device)
+    config.validate(world_size=dist.world_size)
+    if config.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
+    data = data if data is not None else build_run_data(config)
+    for split, table in data.eval_tables.items():
+        if table.targets.shape[1] != data.classes_num:
+            raise ValueError(f"split {split!r} has {table.targets.shape[1]} classes, "
+                             f"the training index has {data.classes_num}")
+    selection = "validation" if "validation" in data.eval_tables else "eval"
+    if selection not in data.eval_tables:
+        selection = None
+    eval_sha = {s: ids_sha256(t.audio_names) for s, t in data.eval_tables.items()}
+    run = RunContext(config, device, dist, data, selection, eval_sha)
+    run.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    return run
+
+
+def resume(run: RunContext, *, model, optimizer, scaler, sampler, mixup=None) -> Optional[dict]:
+    """Load ``latest.pt`` (or ``config.resume``) into the objects; returns the RNG state to restore.
+
+    The RNG state must be set only after the data loader exists (creating it must
+    not consume the restored stream), so the loop restores it itself. ``None``
+    when the run starts fresh.
+    """
+    path = _resume_path(run.config, run.checkpoint_dir)
+    if path is None:
+        return None
+    state = load_training_state(path)
+    _check_same_run(state["config"], run.config, path)
+    finished = state["iteration"] >= run.config.iterations
+    if len(state["rng"]) != run.dist.world_size and not finished:
+        raise ValueError(f"{path}: saved by {len(state['rng'])} process(es), this run has "
+                         f"{run.dist.world_size}; resume with the same number of processes")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    sampler.load_state_dict(state["sampler"])
+    if mixup is not None:
+        mixup.load_state_dict(state["mixup"])
+    run.progress = Progress(**state["progress"])
+    mine = state["rng"][min(run.dist.rank, len(state["rng"]) - 1)]
+    run.progress.loss_sum = float(mine["loss_sum"])
+    run.progress.loss_count = int(mine["loss_count"])
+    run.loss_sum.fill_(run.progress.loss_sum)
+    run.resumed_at = run.progress.iteration
+    if run.dist.is_main:
+        log.info("resuming %s from %s at iteration %d", run.run_dir, path, run.resumed_at)
+    return mine["rng"]
+
+
+def distribute(model: torch.nn.Module, run: RunContext):
+    """``(net, ddp)``: the module the loop calls (DDP-wrapped under torchrun, compiled if asked)
+    and the DDP wrapper itself (``None`` for one process) for :func:`gradient_sync`."""
+    net = model
+    if run.dist.enabled:
+        ids = [run.device.index] if run.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ddp = net if run.dist.enabled else None
+    if run.config.compile:
+        net = torch.compile(net)
+    return net, ddp
+
+
+def gradient_sync(ddp, last_micro_batch: bool):
+    """Under DDP only the last micro-batch of an accumulated step all-reduces gradients."""
+    if ddp is None or last_micro_batch:
+        return contextlib.nullcontext()
+    return ddp.no_sync()
+
+
+def train_loader(run: RunContext, batch_sampler) -> torch.utils.data.DataLoader:
+    """Batches of the training set in the sampler's order (tensors, pinned on CUDA)."""
+    c = run.config
+    return torch.utils.data.DataLoader(
+        run.data.train_dataset, batch_sampler=batch_sampler, collate_fn=TensorCollate(run.data.collate_fn),
+        num_workers=c.num_workers, pin_memory=run.device.type == "cuda",
+        # Private generator: creating the loader must not touch the global RNG.
+        generator=torch.Generator().manual_seed(c.seed),
+    )
+
+
+def mixup_lambdas(mixup, run: RunContext) -> Optional[torch.Tensor]:
+    """This rank's slice of the step's lambdas (one per clip read; pairs share one), or None."""
+    if mixup is None:
+        return None
+    start = run.dist.rank * run.clips_per_rank
+    lam = mixup.get_lambda(run.config.clips_per_step)[start:start + run.clips_per_rank]
+    return torch.from_numpy(lam).to(run.device, non_blocking=True)
+
+
+# ---------------------------------------------------------------------------- run files
+
+
+def write_run_files(run: RunContext, model: torch.nn.Module) -> None:
+    """config.json (fields + run facts) and a statistics file consistent with the checkpoint."""
+    if not run.dist.is_main:
+        return
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    record = run.config.to_dict()
+    record["eval_set_sha256"] = run.eval_sha.get("eval")
+    record["run_info"] = {
+        "classes_num": run.data.classes_num,
+        "model_class": type(model).__name__,
+        "audio_config": dataclasses.asdict(model.audio_config) if hasattr(model, "audio_config") else None,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "world_size": run.dist.world_size,
+        "device": str(run.device),
+        "clips_per_step": run.config.clips_per_step,
+        "train_index": run.data.train_index_path,
+        "train_clips": len(run.data.train_table.audio_names),
+        "eval_indexes": run.data.eval_index_paths,
+        "eval_clips": {s: len(t.audio_names) for s, t in run.data.eval_tables.items()},
+        "eval_set_sha256": run.eval_sha,
+        "selection_split": run.selection_split,
+        "torch_version": torch.__version__,
+    }
+    with open(run.run_dir / "config.json", "w") as f:
+        json.dump(record, f, indent=1)
+    if run.resumed_at is None:
+        run.statistics_path.write_text("")
+    else:
+        _truncate_statistics(run.statistics_path, run.resumed_at)
+
+
+def evaluate_and_log(run: RunContext, model: torch.nn.Module, iteration: int) -> bool:
+    """Score every eval split, append one statistics line per split; True when the selection mAP improved.
+
+    Also resets the train-loss and throughput counters of the period just ended.
+    """
+    c, p = run.config, run.progress
+    p.loss_sum = float(run.loss_sum.item())
+    mean_loss = p.loss_sum / p.loss_count if p.loss_count else None
+    train_loss = D.mean_over_ranks(mean_loss, run.dist) if mean_loss is not None else None
+    cps = p.clips_since_eval / p.train_seconds_since_eval if p.train_seconds_since_eval > 0 else None
+    improved = False
+    for split, table in run.data.eval_tables.items():
+        result = evaluate(model, table, dataset=run.data.eval_dataset,
+                          batch_size=c.eval_batch_size or c.batch_size, device=run.device,
+                          precision=c.precision, num_workers=c.num_workers,
+                          collate_fn=run.data.collate_fn, rank=run.dist.rank,
+                          world_size=run.dist.world_size)
+        line = {
+            "iteration": iteration, "split": split,
+            "mAP": result["mAP"], "mAUC": result["mAUC"], "d_prime": result["d_prime"],
+            "d_prime_mean_per_class": result["d_prime_mean_per_class"],
+            "AP": result["AP"], "AUC": result["AUC"],
+            "classes_evaluated": result["classes_evaluated"],
+            "classes_without_positives": result["classes_without_positives"],
+            "num_clips": result["num_clips"],
+            "train_loss": train_loss,
+            "wall_time_s": run.wall_time(),
+            "clips_per_second": cps,
+            "eval_set_sha256": result["eval_set_sha256"],
+            "resample_mode": c.resample_mode,
+            "selection": split == run.selection_split,
+        }
+        if run.dist.is_main:
+            append_jsonl(run.statistics_path, line)
+            log.info("iteration %d  %-14s mAP %s  AUC %s  d' %s  loss %s", iteration, split,
+                     _fmt(line["mAP"]), _fmt(line["mAUC"]), _fmt(line["d_prime"]), _fmt(train_loss))
+        if split == run.selection_split and result["mAP"] is not None:
+            if p.best_metric is None or result["mAP"] > p.best_metric:
+                p.best_metric, p.best_iteration, improved = result["mAP"], iteration, True
+    if run.selection_split is not None:
+        p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
+    run.loss_sum.zero_()
+    p.loss_count = p.clips_since_eval = 0
+    p.train_seconds_since_eval = 0.0
+    return improved
+
+
+def should_stop_early(run: RunContext, iteration: int) -> bool:
+    """True when ``early_stop`` evaluations in a row brought no gain on the selection split."""
+    c, p = run.config, run.progress
+    if not c.early_stop or p.evals_without_improvement < c.early_stop:
+        return False
+    if run.dist.is_main:
+        log.info("early stop at iteration %d: no %s mAP gain in %d evaluations (best %s at %s)",
+                 iteration, run.selection_split, c.early_stop, _fmt(p.best_metric), p.best_iteration)
+    return True
+
+
+def save_checkpoints(run: RunContext, *, model, optimizer, scaler, sampler_state: dict, mixup=None,
+                     improved: bool = False) -> None:
+    """``latest.pt`` (everything an exact resume needs), ``iter_N.pt`` every ``checkpoint_every``,
+    ``best.pt`` (weights) when the selection mAP improved. Collective: every rank calls it."""
+    p = run.progress
+    p.loss_sum = float(run.loss_sum.item())
+    mine = {"rng": rng_states(run.device), "loss_sum": p.loss_sum, "loss_count": p.loss_count}
+    per_rank = D.all_gather_objects(mine, run.dist)
+    progress = dataclasses.asdict(p)
+    progress["loss_sum"], progress["loss_count"] = 0.0, 0  # per rank, stored under "rng"
+    progress["wall_time_s"] = run.wall_time()
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "sampler": sampler_state,
+        "mixup": mixup.state_dict() if mixup is not None else None,
+        "progress": progress,
+        "rng": per_rank,
+        "iteration": p.iteration,
+        "config": run.config.to_dict(),
+        "selection_split": run.selection_split,
+    }
+    if run.dist.is_main:
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        i = p.iteration
+        _atomic_save(state, run.checkpoint_dir / "latest.pt")
+        if i > 0 and i % run.config.checkpoint_every == 0:
+            _atomic_save(state, run.checkpoint_dir / f"iter_{i}.pt")
         if improved:
             best = {"model": state["model"], "iteration": i, "config": state["config"],
-                    "selection": {"split": self.selection_split, "mAP": self.progress.best_metric}}
-            _atomic_save(best, self.ckpt_dir / "best.pt")
-
-    def _write_run_files(self) -> None:
-        """config.json (fields + run facts) and a statistics file consistent with the checkpoint."""
-        if not self.dist.is_main:
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        record = self.config.to_dict()
-        record["eval_set_sha256"] = self.eval_sha.get("eval")
-        record["run_info"] = {
-            "classes_num": self.data.classes_num,
-            "model_class": type(self.model).__name__,
-            "audio_config": dataclasses.asdict(self.model.audio_config) if hasattr(self.model, "audio_config") else None,
-            "parameters": int(sum(p.numel() for p in self.model.parameters())),
-            "world_size": self.dist.world_size,
-            "device": str(self.device),
-            "clips_per_step": self.config.clips_per_step,
-            "train_index": self.data.train_index_path,
-            "train_clips": len(self.data.train_table.audio_names),
-            "eval_indexes": self.data.eval_index_paths,
-            "eval_clips": {s: len(t.audio_names) for s, t in self.data.eval_tables.items()},
-            "eval_set_sha256": self.eval_sha,
-            "selection_split": self.selection_split,
-            "torch_version": torch.__version__,
-        }
-        with open(self.run_dir / "config.json", "w") as f:
-            json.dump(record, f, indent=1)
-        if self.resumed_at is None:
-            self.stats_path.write_text("")
-        else:
-            _truncate_statistics(self.stats_path, self.resumed_at)
-
-    # -------------------------------------------------------------- evaluation
-    def _evaluate_all(self, iteration: int) -> bool:
-        """Score every split, write the statistics lines; True when the selection mAP improved."""
-        c, p = self.config, self.progress
-        p.loss_sum = float(self.loss_sum.item())
-        mean_loss = p.loss_sum / p.loss_count if p.loss_count else None
-        train_loss = D.mean_over_ranks(mean_loss, self.dist) if mean_loss is not None else None
-        cps = p.clips_since_eval / p.train_seconds_since_eval if p.train_seconds_since_eval > 0 else None
-        improved = False
-        for split, table in self.data.eval_tables.items():
-            result = evaluate(self.model, table, dataset=self.data.eval_dataset,
-                              batch_size=c.eval_batch_size or c.batch_size, device=self.device,
-                              precision=c.precision, num_workers=c.num_workers,
-                              collate_fn=self.data.collate_fn, rank=self.dist.rank,
-                              world_size=self.dist.world_size)
-            line = {
-                "iteration": iteration, "split": split,
-                "mAP": result["mAP"], "mAUC": result["mAUC"], "d_prime": result["d_prime"],
-                "d_prime_mean_per_class": result["d_prime_mean_per_class"],
-                "AP": result["AP"], "AUC": result["AUC"],
-                "classes_evaluated": result["classes_evaluated"],
-                "classes_without_positives": result["classes_without_positives"],
-                "num_clips": result["num_clips"],
-                "train_loss": train_loss,
-                "wall_time_s": p.wall_time_s + (time.perf_counter() - self._t0),
-                "clips_per_second": cps,
-                "eval_set_sha256": result["eval_set_sha256"],
-                "resample_mode": c.resample_mode,
-                "selection": split == self.selection_split,
-            }
-            if self.dist.is_main:
-                append_jsonl(self.stats_path, line)
-                log.info("iteration %d  %-14s mAP %s  AUC %s  d' %s  loss %s", iteration, split,
-                         _fmt(line["mAP"]), _fmt(line["mAUC"]), _fmt(line["d_prime"]), _fmt(train_loss))
-            if split == self.selection_split and result["mAP"] is not None:
-                if p.best_metric is None or result["mAP"] > p.best_metric:
-                    p.best_metric, p.best_iteration, improved = result["mAP"], iteration, True
-        if self.selection_split is not None:
-            p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
-        self.loss_sum.zero_()
-        p.loss_count = p.clips_since_eval = 0
-        p.train_seconds_since_eval = 0.0
-        return improved
-
-    # -------------------------------------------------------------- training
-    def _train_step(self, batch) -> None:
-        c = self.config
-        waveform = torch.as_tensor(batch["waveform"]).to(self.device, non_blocking=True)
-        target = torch.as_tensor(batch["target"]).to(self.device, non_blocking=True)
-        lam = None
-        if self.mixup is not None:
-            r = self.dist.rank * self.per_rank_clips
-            lam = self.mixup.get_lambda(c.clips_per_step)[r:r + self.per_rank_clips]
-            lam = torch.from_numpy(lam).to(self.device, non_blocking=True)
-        loss = train_step(self.net, self.optimizer, self.scaler, waveform, target, lam, device=self.device,
-                          precision=c.precision, accumulation_steps=c.accumulation_steps, ddp=self.ddp)
-        self.loss_sum += loss.double()
-        self.progress.loss_count += 1
-
-    def run(self) -> str:
-        c, p = self.config, self.progress
-        self._write_run_files()
-        D.barrier(self.dist)
-        tracker = _TrackedBatches(self.sampler, p.iteration, self._is_checkpoint_iteration)
-        initial_sampler_state = self.sampler.state_dict() if self.resumed_at is None else None
-        loader = torch.utils.data.DataLoader(
-            self.data.train_dataset, batch_sampler=tracker, collate_fn=TensorCollate(self.data.collate_fn),
-            num_workers=c.num_workers, pin_memory=self.device.type == "cuda",
-            # Private generator: creating the loader must not touch the global RNG.
-            generator=torch.Generator().manual_seed(c.seed),
-        )
-        batches = iter(loader)
-        if self.pending_rng is not None:  # after the loader exists, so nothing consumes it first
-            set_rng_states(self.pending_rng)
-        bar = _progress_bar(c, p.iteration, self.dist.is_main)
-        self._t0 = time.perf_counter()
-        stop = False
-        try:
-            while True:
-                i = p.iteration
-                if i != self.resumed_at:
-                    evaluated = i % c.eval_every == 0 or i >= c.iterations
-                    improved = self._evaluate_all(i) if evaluated else False
-                    if evaluated and c.early_stop and p.evals_without_improvement >= c.early_stop:
-                        stop = True
-                        if self.dist.is_main:
-                            log.info("early stop at iteration %d: no %s mAP gain in %d evaluations (best %s at %s)",
-                                     i, self.selection_split, c.early_stop, _fmt(p.best_metric), p.best_iteration)
-                    if evaluated or i % c.checkpoint_every == 0:
-                        sampler_state = initial_sampler_state if i == 0 else tracker.take(i)
-                        self._save(sampler_state, improved)
-                        D.barrier(self.dist)
-                if i >= c.iterations or stop:
-                    break
-                batch = next(batches)
-                t = time.perf_counter()
-                self._train_step(batch)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                p.train_seconds_since_eval += time.perf_counter() - t
-                p.clips_since_eval += c.batch_size
-                p.iteration += 1
-                if bar is not None:
-                    bar.update(1)
-                    if p.iteration % 10 == 0 and p.loss_count:
-                        bar.set_postfix(loss=f"{self.loss_sum.item() / p.loss_count:.4f}")
-        finally:
-            if bar is not None:
-                bar.close()
-            del batches
-        return str(self.run_dir)
+                    "selection": {"split": run.selection_split, "mAP": p.best_metric}}
+            _atomic_save(best, run.checkpoint_dir / "best.pt")
+    D.barrier(run.dist)
 
 
-def train_step(net, optimizer, scaler, waveform, target, mixup_lambda=None, *, device, precision="fp32",
-               accumulation_steps=1, ddp=None) -> torch.Tensor:
-    """One optimiser step of the recipe on a batch already on ``device``; returns the (detached) loss.
-
-    ``waveform`` holds the clips read for the step (2B with mixup), ``mixup_lambda``
-    their pairwise lambdas; the model mixes inputs, the targets are mixed here.
-    The batch is split into ``accumulation_steps`` micro-batches (whole pairs)
-    whose gradients add up to the full-batch gradient; under DDP only the last
-    one synchronises. The BCE is computed in fp32 outside autocast.
-    """
-    net.train()
-    optimizer.zero_grad(set_to_none=True)
-    size = waveform.shape[0] // accumulation_steps
-    total = torch.zeros((), device=waveform.device)
-    for k in range(accumulation_steps):
-        part = slice(k * size, (k + 1) * size)
-        lam_k = None if mixup_lambda is None else mixup_lambda[part]
-        last = k == accumulation_steps - 1
-        sync = ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()
-        with sync:
-            with autocast_context(device, precision):
-                output = net(waveform[part], lam_k)
-            clipwise = output["clipwise_output"].float()
-            tgt = target[part] if lam_k is None else _mix_targets(target[part], lam_k)
-            loss = F.binary_cross_entropy(clipwise, tgt) / accumulation_steps
-            scaler.scale(loss).backward()
-        total += loss.detach()
-    scaler.step(optimizer)
-    scaler.update()
-    return total
+def count_step(run: RunContext, step_loss: torch.Tensor, seconds: float) -> None:
+    """Add one step's loss, time and clips to the counters reported at the next evaluation."""
+    p = run.progress
+    run.loss_sum += step_loss.double()
+    p.loss_count += 1
+    p.train_seconds_since_eval += seconds
+    p.clips_since_eval += run.config.batch_size
+    p.iteration += 1
 
 
-def _mix_targets(target: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    from panns_core.models.frontend import do_mixup
+def progress_bar(run: RunContext):
+    """A tqdm bar on the main process when ``config.progress`` (else None)."""
+    c = run.config
+    if not (c.progress and run.dist.is_main):
+        return None
+    from tqdm.auto import tqdm
 
-    return do_mixup(target, lam)
+    return tqdm(total=c.iterations, initial=run.progress.iteration, desc=f"train {c.model}", unit="it",
+                dynamic_ncols=True)
 
 
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _progress_bar(config: TrainConfig, start: int, is_main: bool):
-    if not (config.progress and is_main):
-        return None
-    from tqdm.auto import tqdm
+# ---------------------------------------------------------------------------- one loop, three ways to run it
 
-    return tqdm(total=config.iterations, initial=start, desc=f"train {config.model}", unit="it", dynamic_ncols=True)
+LOOP_NOTEBOOK = "03_train_system"
+"""The notebook whose py:percent file is the training loop (``notebooks/03_train_system.py``)."""
+
+_handed_over: list = []  # (config, data, model_factory) handed to the notebook by run_loop
+
+
+@dataclass
+class LoopRequest:
+    """What the notebook's loop trains: the config, optional in-memory data and model factory.
+
+    ``from_code`` is True when :func:`train` / ``python -m panns_core.train`` ran
+    the notebook's file (then the notebook's own parameters are ignored and
+    its display cells are skipped).
+    """
+
+    config: TrainConfig
+    data: Optional[RunData] = None
+    model_factory: Optional[Callable] = None
+    from_code: bool = False
+
+
+def loop_request(fields: dict, source: str = "notebook parameters") -> LoopRequest:
+    """The run the notebook trains: the one handed over by :func:`train`, else its parameters."""
+    if _handed_over:
+        config, data, factory = _handed_over[-1]
+        return LoopRequest(config, data, factory, from_code=True)
+    return LoopRequest(TrainConfig.from_dict(dict(fields), source=source))
+
+
+def loop_notebook_path() -> Path:
+    """``notebooks/03_train_system.py`` of the repository this package belongs to."""
+    path = Path(__file__).resolve().parent.parent / "notebooks" / f"{LOOP_NOTEBOOK}.py"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: the training loop is the notebook notebooks/{LOOP_NOTEBOOK}.py of the "
+            "repository; run panns_core from a clone of the repository (pip install -e .)")
+    return path
+
+
+def run_loop(config: TrainConfig, data: Optional[RunData] = None,
+             model_factory: Optional[Callable] = None) -> dict:
+    """Run the notebook's training loop (its ``.py`` file, as a script) on ``config``; returns its namespace.
+
+    ``data`` and ``model_factory(config, classes_num)`` replace the on-disk data
+    and the model registry (tests, custom corpora). The namespace holds the
+    loop's objects (``model``, ``optimizer``, ``run`` ...).
+    """
+    import runpy
+
+    path = loop_notebook_path()
+    _handed_over.append((config, data, model_factory))
+    try:
+        return runpy.run_path(str(path), run_name="__main__")
+    finally:
+        _handed_over.pop()
 
 
 def train(config: TrainConfig, data: Optional[RunData] = None, model_factory: Optional[Callable] = None) -> str:
-    """Run (or resume) one training run and return its run folder.
+    """Run (or resume) one training run with the notebook's loop and return its run folder."""
+    return str(run_loop(config, data, model_factory)["run"].run_dir)
 
-    ``data`` and ``model_factory(config, classes_num)`` replace the on-disk data
-    and the model registry (tests, custom corpora).
+
+def launch_processes(config: TrainConfig, nproc_per_node: int) -> None:
+    """Run this config under ``torchrun`` on ``nproc_per_node`` processes (each runs the notebook's loop).
+
+    The config goes to ``<run_dir>/launch_config.json``; the command is an
+    argument list (no shell). Raises when torchrun fails.
     """
-    return Trainer(config, data=data, model_factory=model_factory).run()
+    import subprocess
+
+    os.makedirs(config.run_dir, exist_ok=True)
+    path = os.path.join(config.run_dir, "launch_config.json")
+    config.to_json(path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc_per_node)}",
+           "-m", "panns_core.train", "--config", path]
+    completed = subprocess.run(cmd, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with status {completed.returncode} (run folder {config.run_dir})")
 
 
 # ---------------------------------------------------------------------------- command line

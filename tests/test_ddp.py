@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from panns_core.train import Trainer, read_statistics, train
+from panns_core.train import read_statistics, run_loop, train
 from train_doubles import in_memory_data, tiny_config, tiny_net_factory
 
 STEPS = 3
@@ -36,9 +36,9 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
         # Each rank gets its own run_dir so the test can see which rank wrote files.
         config = tiny_config(f"{root}/{model}_rank{rank}", iterations=STEPS, eval_every=STEPS,
                              checkpoint_every=STEPS)
-        trainer = Trainer(config, data=in_memory_data(), model_factory=factory)
-        trainer.run()
-        torch.save(trainer.model.state_dict(), f"{root}/{model}_weights_rank{rank}.pt")
+        # run_loop runs the notebook's loop (notebooks/03_train_system.py) and returns its namespace.
+        loop = run_loop(config, data=in_memory_data(), model_factory=factory)
+        torch.save(loop["model"].state_dict(), f"{root}/{model}_weights_rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 

@@ -1,0 +1,57 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["parameters"]
+profile = "smoke"
+run_root = "runs/smoke"
+figures_dir = "figures/smoke"
+
+
+# %% [markdown]
+# ## Tables XIII-XVIII and Figures 6-11: transfer results, paper beside ours
+#
+# **What the paper did.** One table per task (previous state of the art, scratch, fine-tune, Freeze_L1, Freeze_L3)
+# and one figure per task (score vs training clips per class): ESC-50 Table XIII / Fig. 6, DCASE 2019 Task 1
+# XIV / 7, DCASE 2018 Task 2 XV / 8, MSoS XVI / 9, GTZAN XVII / 10, RAVDESS XVIII / 11.
+#
+# **What we do.** Read `runs/<profile>/transfer/<task>/results.csv` (written by `20_transfer_task`), average the
+# all-clips runs over folds and seeds, and print paper / ours / difference; the figures show the mean and a
+# one-standard-deviation band over folds and seeds. Nothing is trained here.
+#
+# **Where we differ.** "Previous SoTA" is a literature number (no "ours"). Tasks not run in a profile are drawn as
+# "not run" and their tables have empty "ours" rows. In the smoke profile the data are generated stand-ins.
+#
+
+# %%
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from panns_core.artefacts import save_figure, save_table
+from panns_core.paper import TRANSFER_TASKS
+from panns_core.transfer.fewshot import read_results, task_dir
+from panns_core.transfer.report import describe_runs, fewshot_figure, transfer_table
+
+# %%
+import os
+records = {}
+for task, (table_id, fig_id, name) in TRANSFER_TASKS.items():
+    results = read_results(run_root, task)
+    if results is None:
+        print(f"{name}: not run in profile {profile}; {table_id} and {fig_id} are left missing")
+        continue
+    sources = [os.path.join(task_dir(run_root, task), "results.csv")]
+    note = describe_runs(results)
+    table = transfer_table(task, results)
+    records[table_id] = save_table(table, table_id, figures_dir, sources=sources, profile=profile,
+                                   caption=f"{name}: paper vs ours ({note})")
+    fig = fewshot_figure(task, results, title=name)
+    records[fig_id] = save_figure(fig, fig_id, figures_dir, sources=sources, profile=profile,
+                                  caption=f"{name}: score vs training clips per class ({note})")
+    plt.close(fig)
+    display(table)
+sorted(records)

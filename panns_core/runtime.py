@@ -1,0 +1,85 @@
+"""Runtime helpers shared by training, evaluation and the command lines.
+
+Kept apart so that :mod:`panns_core.train` and :mod:`panns_core.evaluate` both
+import from here and never from each other (dependencies point one way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import numpy as np
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+MODEL_OVERRIDES = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax")
+"""Front-end constructor keywords a training config may override."""
+
+
+def autocast_context(device: torch.device, precision: str):
+    """Autocast for bf16 (CPU and CUDA) and fp16 (CUDA only); a no-op for fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` ...; a missing GPU is a clear error."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+    return device
+
+
+def ids_sha256(audio_names) -> str:
+    """sha256 of the newline-joined sorted clip names: identifies *which* clips were scored.
+
+    Same definition as :func:`panns_core.data.pack.eval_set_sha256` (which reads
+    an index file); here it applies to the clips actually scored, straight from the names.
+    """
+    text = "\n".join(sorted(str(n) for n in audio_names))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TensorCollate:
+    """Wrap a numpy ``collate_fn`` so arrays become tensors: DataLoader can then pin them
+    (``pin_memory``), which makes the later ``.to(device, non_blocking=True)`` asynchronous."""
+
+    def __init__(self, collate_fn):
+        self.collate_fn = collate_fn
+
+    def __call__(self, items):
+        batch = self.collate_fn(items)
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" else v
+                for k, v in batch.items()}
+
+
+def model_spec(fields: dict) -> dict:
+    """``{"name", "kwargs"}`` for :func:`panns_core.models.create_model` from training-config fields.
+
+    The front-end overrides that are set, then ``model_kwargs``; ``fields`` is a
+    ``TrainConfig`` as a dict (also the ``config`` stored in our checkpoints).
+    """
+    kwargs = {k: fields[k] for k in MODEL_OVERRIDES if fields.get(k) is not None}
+    kwargs.update(fields.get("model_kwargs") or {})
+    return {"name": fields["model"], "kwargs": kwargs}
+
+
+def saved_model_spec(state) -> dict:
+    """Model name and constructor keywords stored in one of our training checkpoints, or ``{}``.
+
+    Released checkpoints and ``save_checkpoint`` files carry no training config.
+    """
+    config = state.get("config") if isinstance(state, dict) else None
+    if not (isinstance(config, dict) and "model" in config and "batch_size" in config):
+        return {}
+    return model_spec(config)
