@@ -181,9 +181,9 @@ def build_model(checkpoint: str, model_name: Optional[str], classes_num: int, ov
 
 def _data_source(index_h5: str) -> dict:
     """Where the scored clips came from (yt-dlp, or Hub mirror + revision), from the eval manifest."""
-    from panns_core.released_eval import eval_manifest
+    from panns_core.data.pack import read_eval_manifest
 
-    return eval_manifest(index_h5).get("data_source", {"source": "unrecorded"})
+    return read_eval_manifest(index_h5).get("data_source", {"source": "unrecorded"})
 
 
 def _parse_args(argv):

@@ -198,15 +198,6 @@ def stratified_subset(table, max_clips: Optional[int], seed: int = 0):
     return table.subset(np.sort(np.fromiter(chosen, dtype=np.int64)))
 
 
-def eval_manifest(index_h5: str) -> dict:
-    """The eval manifest written beside the index by ``pack`` (``{}`` if there is none)."""
-    path = os.fspath(index_h5)[:-3] + ".manifest.json"
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
 # --------------------------------------------------------------------------- scoring
 
 def _settings_key(record: dict) -> tuple:
@@ -225,6 +216,7 @@ def rescore(model_name: str, eval_index: str, out_dir: str, *, registry: Optiona
 
     from panns_core.checkpoints import ZENODO_RECORD, load_checkpoint
     from panns_core.data.index import read_index
+    from panns_core.data.pack import read_eval_manifest
     from panns_core.evaluate import evaluate, ids_sha256
     from panns_core.models import create_model
 
@@ -238,7 +230,7 @@ def rescore(model_name: str, eval_index: str, out_dir: str, *, registry: Optiona
 
     full = read_index(os.fspath(eval_index))
     table = stratified_subset(full, max_eval_clips, seed)
-    manifest = eval_manifest(eval_index)
+    manifest = read_eval_manifest(eval_index)
     fetched = fetch_checkpoint(ckpt, record=record, base=base, published=published, cache_dir=cache_dir,
                                allow_unverified=allow_unverified, progress=progress)
     eval_set = {"index": os.path.abspath(eval_index), "num_clips": len(table), "sha256": ids_sha256(table.audio_names),

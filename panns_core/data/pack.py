@@ -490,6 +490,15 @@ def eval_set_sha256(index_h5: str) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
+def read_eval_manifest(index_h5: str) -> dict:
+    """The eval manifest written beside an index by :func:`write_eval_manifest` (``{}`` if none)."""
+    path = os.fspath(index_h5)[:-3] + ".manifest.json"
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_eval_manifest(index_h5: str, data_source: Optional[dict] = None) -> dict:
     """``<index>.manifest.json`` with ``num_clips``, ``sha256_sorted_ids`` and, when given,
     ``data_source`` (where the clips came from: yt-dlp or a Hub mirror + revision)."""
