@@ -21,7 +21,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from panns_core import __version__, paper
+from panns_core import __version__, fsutil, paper
 
 # ----------------------------------------------------------------------------
 # Artefact ids and the notebooks that own them
@@ -167,10 +167,7 @@ def _write_record(kind, artefact_id, figures_dir, files, *, sources, profile, ca
         "meta": dict(meta or {}),
     }
     path = record_path(artefact_id, figures_dir)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    fsutil.write_json(record, path, sort_keys=True, trailing_newline=False)
     return record
 
 
@@ -319,11 +316,4 @@ def build_manifest(figures_dir, profile: str, *, ids: Sequence[str] = ARTEFACT_I
 
 def write_json(obj, path) -> str:
     """Atomic JSON write (a reader never sees a half-written file)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return fsutil.write_json(obj, path)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 
 from panns_core import download as _download
 from panns_core.checkpoint_io import OUR_FORMAT, CheckpointError, check_weights_only_safe, read_checkpoint
+from panns_core.fsutil import atomic_write
 from panns_core.released import (RELEASED_CHECKPOINTS, ZENODO_RECORD, ReleasedCheckpoint, released_checkpoint,
                                  zenodo_url)
 
@@ -369,15 +369,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
         "state_dict": model.state_dict(),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
     return path

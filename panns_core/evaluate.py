@@ -16,7 +16,6 @@ Command line (our checkpoints and the released Zenodo ones)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -28,23 +27,9 @@ import numpy as np
 import torch
 
 from panns_core.metrics import audio_tagging_metrics
+from panns_core.precision import PRECISIONS, autocast
 
 log = logging.getLogger("panns_core.evaluate")
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def autocast_context(device: torch.device, precision: str):
-    """Autocast for bf16 (CPU and CUDA) and fp16 (CUDA only); a no-op for fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
 
 def ids_sha256(audio_names) -> str:
     """sha256 of the newline-joined sorted clip names: identifies *which* clips were scored.
@@ -127,7 +112,7 @@ def forward_outputs(model, table, dataset, *, batch_size=32, device="cpu", preci
         with torch.no_grad():
             for batch in batches:
                 waveform = torch.as_tensor(batch["waveform"]).to(device, non_blocking=True)
-                with autocast_context(device, precision):
+                with autocast(device, precision):
                     clipwise = model(waveform)["clipwise_output"]
                 outputs.append(clipwise.float().cpu().numpy())
     finally:

@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -44,7 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from panns_core import distributed as D
-from panns_core.evaluate import PRECISIONS, TensorCollate, autocast_context, evaluate, ids_sha256
+from panns_core.evaluate import TensorCollate, evaluate, ids_sha256
+from panns_core.fsutil import atomic_path, write_text
+from panns_core.precision import PRECISIONS, autocast
 from panns_core.mixup import Mixup
 
 log = logging.getLogger("panns_core.train")
@@ -381,9 +382,8 @@ class _TrackedBatches:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_training_state(path) -> dict:
@@ -439,9 +439,7 @@ def _truncate_statistics(path: Path, iteration: int) -> None:
     if not path.exists():
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["iteration"] <= iteration]
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    write_text(path, "".join(line + "\n" for line in keep))
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -731,7 +729,7 @@ def train_step(net, optimizer, scaler, waveform, target, mixup_lambda=None, *, d
         last = k == accumulation_steps - 1
         sync = ddp.no_sync() if ddp is not None and not last else contextlib.nullcontext()
         with sync:
-            with autocast_context(device, precision):
+            with autocast(device, precision):
                 output = net(waveform[part], lam_k)
             clipwise = output["clipwise_output"].float()
             tgt = target[part] if lam_k is None else _mix_targets(target[part], lam_k)
