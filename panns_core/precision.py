@@ -44,11 +44,12 @@ def autocast(device, precision: str):
 def front_end_fp32():
     """Suspend any CPU/CUDA autocast for the STFT and log-mel (the front-end rule above).
 
-    Outside an autocast region it changes nothing. Inputs must be cast with
-    ``.float()`` by the caller (autocast does not cast them back).
+    Yields whether autocast was suspended: then the caller casts its inputs with
+    ``.float()`` (autocast does not cast them back). Outside an autocast region
+    it changes nothing and yields False (a float64 model stays float64).
     """
     if not (torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")):
-        yield
+        yield False
         return
     with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-        yield
+        yield True
