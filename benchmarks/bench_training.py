@@ -29,7 +29,7 @@ from panns_core.models import create_model
 import torch.nn.functional as F
 
 from panns_core.models.frontend import do_mixup
-from panns_core.runtime import autocast_context
+from panns_core.precision import autocast
 
 OFFICIAL_V100_CLIPS_PER_S = 600_000 * 32 / (3 * 24 * 3600)
 """~74 clips/s: 600k iterations of batch 32 in about three days on one V100 (paper, README)."""
@@ -39,7 +39,7 @@ def train_step(net, optimizer, scaler, waveform, target, lam, *, device, precisi
     """The loop's step without accumulation or DDP: forward with mixup, mixed targets, BCE, backward, Adam."""
     net.train()
     optimizer.zero_grad(set_to_none=True)
-    with autocast_context(device, precision):
+    with autocast(device, precision):
         output = net(waveform, lam)
     loss = F.binary_cross_entropy(output["clipwise_output"].float(), do_mixup(target, lam))
     scaler.scale(loss).backward()

@@ -41,7 +41,7 @@ from panns_core import distributed as D
 from panns_core import train as T
 from panns_core.mixup import Mixup
 from panns_core.models.frontend import do_mixup
-from panns_core.runtime import autocast_context
+from panns_core.precision import autocast
 from panns_core.samplers import create_train_sampler
 
 fields = {"progress": False, **config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name)}
@@ -122,7 +122,7 @@ try:
             part = slice(k * micro, (k + 1) * micro)
             lam_k = None if lam is None else lam[part]
             with T.gradient_sync(ddp, last_micro_batch=k == steps - 1):
-                with autocast_context(run.device, config.precision):
+                with autocast(run.device, config.precision):
                     output = net(waveform[part], lam_k)
                 clipwise = output["clipwise_output"].float()  # BCE in fp32, outside autocast
                 target_k = target[part] if lam_k is None else do_mixup(target[part], lam_k)

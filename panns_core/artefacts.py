@@ -21,7 +21,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from panns_core import __version__, paper
+from panns_core import __version__, fsutil, notebook_roles, paper
 
 # ----------------------------------------------------------------------------
 # Artefact ids and the notebooks that own them
@@ -37,16 +37,9 @@ AUDIOSET_IDS: tuple[str, ...] = (
 )
 TRANSFER_IDS: tuple[str, ...] = TABLE_IDS[9:] + tuple(f"fig_{n}" for n in range(6, 12))
 
-ARTEFACT_OWNERS: dict[str, str] = {
-    **{i: "10_tables_audioset" for i in TABLE_IDS[:8]},  # IV .. XI
-    "table_XII": "11_table_complexity",
-    "fig_3": "12_figure_classwise_ap",
-    **{f"fig_4{c}": "13_figure_training_curves" for c in "abcdef"},
-    "fig_5": "14_figure_map_vs_multiply_adds",
-    "fig_12": "15_figure_classwise_ap_sorted",
-    **{i: "21_transfer_tables_figures" for i in TRANSFER_IDS},
-}
-"""Which notebook (file stem) produces each id: used to explain missing ids."""
+ARTEFACT_OWNERS: dict[str, str] = {i: owner for i, owner in sorted(
+    notebook_roles.artefact_owners().items(), key=lambda item: ARTEFACT_IDS.index(item[0]))}
+"""Which notebook (file stem) produces each id, from :mod:`panns_core.notebook_roles`: explains missing ids."""
 
 TABLE_FORMATS = ("csv", "md", "tex")
 FIGURE_FORMATS = ("png", "pdf")
@@ -167,10 +160,7 @@ def _write_record(kind, artefact_id, figures_dir, files, *, sources, profile, ca
         "meta": dict(meta or {}),
     }
     path = record_path(artefact_id, figures_dir)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    fsutil.write_json(record, path, sort_keys=True, trailing_newline=False)
     return record
 
 
@@ -319,11 +309,4 @@ def build_manifest(figures_dir, profile: str, *, ids: Sequence[str] = ARTEFACT_I
 
 def write_json(obj, path) -> str:
     """Atomic JSON write (a reader never sees a half-written file)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return fsutil.write_json(obj, path)

@@ -26,137 +26,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import pickle
-import re
-import tempfile
-import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from panns_core import download as _download
+from panns_core.checkpoint_io import OUR_FORMAT, CheckpointError, check_weights_only_safe, read_checkpoint
+from panns_core.fsutil import atomic_write
+from panns_core.released import (RELEASED_CHECKPOINTS, ZENODO_RECORD, ReleasedCheckpoint, released_checkpoint,
+                                 zenodo_url)
 
-OUR_FORMAT = "panns_core.checkpoint/1"
-"""Value of the ``'format'`` key in files written by :func:`save_checkpoint`."""
+__all__ = ["OUR_FORMAT", "CheckpointError", "RELEASED_CHECKPOINTS", "ZENODO_RECORD", "ReleasedCheckpoint",
+           "released_checkpoint", "zenodo_url", "read_checkpoint", "download_checkpoint",
+           "load_pretrained", "infer_config", "skip_weight_init", "registered_matches", "mismatch_message",
+           "load_checkpoint", "save_checkpoint"]
 
-ZENODO_RECORD = 3987831
-"""Zenodo record of the released PANNs checkpoints (latest version of the record)."""
 
 STFT_KEY = "spectrogram_extractor.stft.conv_real.weight"
 MEL_KEY = "logmel_extractor.melW"
 # Last layer of the clip head, in order of preference: AudioSet head, transfer
 # head, attention-pooling classifier of Cnn14_DecisionLevelAtt.
 _HEAD_KEYS = ("fc_audioset.weight", "fc_transfer.weight", "att_block.cla.weight")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or its weights do not fit the model."""
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class ReleasedCheckpoint:
-    """One file of the Zenodo record: where to get it, how to check it, which model reads it."""
-
-    filename: str
-    url: str
-    model_name: str
-    size: int | None = None
-    md5: str | None = None
-
-
-def zenodo_url(filename: str, record: int = ZENODO_RECORD) -> str:
-    """Download URL of a file in the Zenodo record (``=`` encoded as ``%3D``, as upstream does)."""
-    return f"https://zenodo.org/record/{record}/files/{urllib.parse.quote(filename)}?download=1"
-
-
-# md5 sums: Cnn6, Cnn10, Cnn14 and MobileNetV1 were given in the project brief.
-# The others marked "third-party" were published in public code that loads these
-# files (a registry whose Cnn6/Cnn10/Cnn14 values equal the ones above, and for
-# DecisionLevelMax two independent projects); they are not from the PANNs authors.
-_RELEASED = [
-    # (file name, model name, md5)
-    ("Cnn14_mAP=0.431.pth", "Cnn14", "541141fa2ee191a88f24a3219fff024e"),
-    ("Cnn14_16k_mAP=0.438.pth", "Cnn14_16k", None),
-    ("Cnn14_8k_mAP=0.416.pth", "Cnn14_8k", None),
-    ("Cnn14_emb512_mAP=0.420.pth", "Cnn14_emb512", None),
-    # Upstream spells this one file with capitals (seen in the record's file listing).
-    ("CNN14_emb128_mAP=0.412.pth", "Cnn14_emb128", None),
-    ("Cnn14_emb32_mAP=0.364.pth", "Cnn14_emb32", None),
-    ("Cnn6_mAP=0.343.pth", "Cnn6", "e25e26b84585b14c7754c91e48efc9be"),
-    ("Cnn10_mAP=0.380.pth", "Cnn10", "bfb1f1f9968938fa8ef4012b8471f5f6"),
-    ("ResNet22_mAP=0.430.pth", "ResNet22", "cf36d413096793c4e15dc752a3abd599"),  # third-party
-    ("ResNet38_mAP=0.434.pth", "ResNet38", "bf12f36aaabac4e0855e22d3c3239c1b"),  # third-party
-    ("ResNet54_mAP=0.429.pth", "ResNet54", "4f1f1406d37a29e2379916885e18c5f3"),  # third-party
-    ("MobileNetV1_mAP=0.389.pth", "MobileNetV1", "a419303e1c88aa1b9d2ac3811563d371"),
-    ("MobileNetV2_mAP=0.383.pth", "MobileNetV2", None),
-    ("LeeNet11_mAP=0.266.pth", "LeeNet11", None),
-    ("LeeNet24_mAP=0.336.pth", "LeeNet24", None),
-    ("DaiNet19_mAP=0.295.pth", "DaiNet19", None),
-    ("Res1dNet31_mAP=0.365.pth", "Res1dNet31", None),
-    ("Res1dNet51_mAP=0.355.pth", "Res1dNet51", None),
-    ("Wavegram_Cnn14_mAP=0.389.pth", "Wavegram_Cnn14", "1e3506ab640371e0b5a417b15fd66d21"),  # third-party
-    ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "Wavegram_Logmel_Cnn14",
-     "17fa9ab65af3c0eb5ffbc5f65552c4e1"),  # third-party
-    ("Cnn14_DecisionLevelMax_mAP=0.385.pth", "Cnn14_DecisionLevelMax",
-     "70539c43c18b6a289b3199c503a82c5a"),  # third-party
-    ("Cnn14_DecisionLevelAtt_mAP=0.425.pth", "Cnn14_DecisionLevelAtt",
-     "c8281ca2b9967244b91d557aa941e8ca"),  # third-party
-]
-
-class _FileNameRegistry(dict):
-    """A dict of file names that also answers lookups differing only in case.
-
-    Zenodo spells one file ``CNN14_emb128_...`` and the others ``Cnn14_...``;
-    code that writes the name either way still finds the entry.
-    """
-
-    def _real_key(self, key):
-        if isinstance(key, str) and not dict.__contains__(self, key):
-            for k in self:
-                if k.lower() == key.lower():
-                    return k
-        return key
-
-    def __missing__(self, key):
-        real = self._real_key(key)
-        if real is not key and dict.__contains__(self, real):
-            return dict.__getitem__(self, real)
-        raise KeyError(key)
-
-    def __contains__(self, key):
-        return dict.__contains__(self, self._real_key(key))
-
-    def get(self, key, default=None):
-        return self[key] if key in self else default
-
-
-RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = _FileNameRegistry(
-    (filename, ReleasedCheckpoint(filename, zenodo_url(filename), model_name, None, md5))
-    for filename, model_name, md5 in _RELEASED
-)
-"""File name -> :class:`ReleasedCheckpoint` for every file of Zenodo record 3987831
-(lookups ignore case)."""
-
-
-def released_checkpoint(name: str) -> ReleasedCheckpoint:
-    """Look up a released checkpoint by file name (any case) or by model name.
-
-    ``"Cnn14"``, ``"Cnn14_mAP=0.431.pth"`` and ``"cnn14_map=0.431.pth"`` all
-    give the same entry.
-    """
-    if name in RELEASED_CHECKPOINTS:
-        return RELEASED_CHECKPOINTS[name]
-    for ckpt in RELEASED_CHECKPOINTS.values():
-        if ckpt.model_name.lower() == name.lower():
-            return ckpt
-    known = ", ".join(sorted(c.model_name for c in RELEASED_CHECKPOINTS.values()))
-    raise KeyError(f"no released checkpoint named {name!r}; known models: {known}")
 
 
 def download_checkpoint(name: str, cache_dir: str | os.PathLike | None = None,
@@ -204,101 +96,6 @@ def load_pretrained(name_or_path: str | os.PathLike, cache_dir: str | os.PathLik
     model = create_model(model_name)
     load_checkpoint(model, path)
     return model.eval()
-
-
-# --------------------------------------------------------------------------- reading
-
-def _numpy_allow_list() -> list:
-    """numpy globals needed to rebuild plain arrays and scalars, under both module names.
-
-    The official ``'sampler'`` entry holds index arrays. Files written with
-    numpy 1.x name ``numpy.core.multiarray``, numpy 2 names ``numpy._core``;
-    array and dtype reconstructors cannot run arbitrary code, so they are the
-    only globals admitted beyond torch's own weights-only set.
-    """
-    import importlib
-
-    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core")
-                                         else "numpy.core.multiarray")
-    allowed: list = [np.ndarray, np.dtype]
-    for fn in ("_reconstruct", "scalar"):
-        obj = getattr(multiarray, fn)
-        allowed += [(obj, f"numpy.core.multiarray.{fn}"), (obj, f"numpy._core.multiarray.{fn}")]
-    dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None:
-        for name in dir(dtypes):
-            if name.endswith("DType") and name != "ObjectDType":
-                allowed.append((getattr(dtypes, name), f"numpy.dtypes.{name}"))
-    return allowed
-
-
-def _torch_load(path: Path):
-    """``torch.load(weights_only=True)`` with numpy arrays admitted through an allow-list."""
-    try:
-        with torch.serialization.safe_globals(_numpy_allow_list()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.findall(r"GLOBAL ([\w.]+)", str(err))
-        what = f"the Python object {found[0]}" if found else "Python objects"
-        raise CheckpointError(
-            f"{path}: refusing to load: the file needs {what}, which a weights-only load "
-            "does not allow (unpickling it could run code). "
-            "Re-save the weights as a plain state_dict in a trusted environment."
-        ) from err
-
-
-def _is_state_dict(obj) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    )
-
-
-def _strip_module_prefix(state: Mapping) -> dict:
-    """Remove the ``module.`` prefix that ``nn.DataParallel`` puts on every key."""
-    keys = list(state)
-    if keys and all(k.startswith("module.") for k in keys):
-        return {k[len("module."):]: v for k, v in state.items()}
-    return dict(state)
-
-
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
-    """``(state_dict, metadata)`` from any accepted format; metadata is everything else.
-
-    For the official format the metadata holds ``iteration`` (and whatever else
-    the file has, ``sampler`` included); for ours, the extras given to
-    :func:`save_checkpoint` plus ``class_name``/``model_name``/``config``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty (0 bytes); download or copy it again")
-    try:
-        obj = _torch_load(path)
-    except CheckpointError:
-        raise
-    except Exception as err:
-        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({why}); it may be "
-                              f"truncated, download or copy it again") from err
-    if isinstance(obj, Mapping) and obj.get("format") == OUR_FORMAT:
-        state, meta = obj.get("state_dict"), {k: v for k, v in obj.items() if k != "state_dict"}
-        meta.update(meta.pop("extra", {}) or {})
-    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("model")):
-        state, meta = obj["model"], {k: v for k, v in obj.items() if k != "model"}
-    elif isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
-        state, meta = obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
-    elif _is_state_dict(obj):
-        state, meta = obj, {}
-    else:
-        what = f"a dict with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(
-            f"{path}: not a PANNs checkpoint: expected a state_dict, {{'model': state_dict, ...}} "
-            f"or a file from save_checkpoint(), found {what}"
-        )
-    if not _is_state_dict(state):
-        raise CheckpointError(f"{path}: the weights entry is not a state_dict of tensors")
-    return _strip_module_prefix(state), meta
 
 
 # --------------------------------------------------------------------------- diagnosis
@@ -541,29 +338,6 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
     return meta
 
 
-_SAFE_SCALARS = (int, float, str, bool, type(None), torch.Tensor, torch.Size, torch.dtype)
-
-
-def _check_weights_only_safe(value, where: str) -> None:
-    """Extras must load under ``weights_only=True``; reject anything else at save time."""
-    if isinstance(value, _SAFE_SCALARS):
-        return
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, (str, int)):
-                raise TypeError(f"save_checkpoint: key {k!r} in {where} must be str or int")
-            _check_weights_only_safe(v, f"{where}[{k!r}]")
-        return
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_weights_only_safe(v, f"{where}[{i}]")
-        return
-    raise TypeError(
-        f"save_checkpoint: {where} is a {type(value).__name__}, which a weights_only load "
-        "cannot read back; convert it to tensors, numbers, strings, lists or dicts"
-    )
-
-
 def _registered_name(model: torch.nn.Module) -> str | None:
     """The registry name of the model's class (registered names are the official class names)."""
     try:
@@ -586,7 +360,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
     for key, value in extra.items():
         if key in ("format", "state_dict"):
             raise ValueError(f"save_checkpoint: {key!r} is reserved")
-        _check_weights_only_safe(value, key)
+        check_weights_only_safe(value, key)
     payload = {
         "format": OUR_FORMAT,
         "class_name": type(model).__name__,
@@ -595,15 +369,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
         "state_dict": model.state_dict(),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
     return path

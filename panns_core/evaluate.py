@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from panns_core.metrics import audio_tagging_metrics
-from panns_core.runtime import PRECISIONS, TensorCollate, autocast_context, ids_sha256, resolve_device, saved_model_spec
+from panns_core.precision import PRECISIONS, autocast
+from panns_core.runtime import TensorCollate, ids_sha256, resolve_device, saved_model_spec
 
 log = logging.getLogger("panns_core.evaluate")
 
@@ -87,7 +88,7 @@ def forward_outputs(model, table, dataset, *, batch_size=32, device="cpu", preci
         with torch.no_grad():
             for batch in batches:
                 waveform = torch.as_tensor(batch["waveform"]).to(device, non_blocking=True)
-                with autocast_context(device, precision):
+                with autocast(device, precision):
                     clipwise = model(waveform)["clipwise_output"]
                 outputs.append(clipwise.float().cpu().numpy())
     finally:

@@ -36,14 +36,13 @@ to the user):
 * **Bad files**: a file that cannot be decoded becomes a :class:`Failure`
   (file + reason) and the others are still processed.
 * **Speed**: eval mode under ``torch.inference_mode()``; ``precision="bf16"`` runs
-  the forward under CPU/GPU autocast to bfloat16, with the STFT/log-mel front end
-  kept in float32 (see ``benchmarks/bench_inference_bf16.py`` for the speed and
+  the forward under CPU/GPU autocast to bfloat16 (:func:`panns_core.precision.autocast`),
+  the models keeping the STFT/log-mel front end in float32 (see ``benchmarks/bench_inference_bf16.py`` for the speed and
   the accuracy cost).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -54,10 +53,11 @@ import torch
 from .audio_io import AudioReadError, expand_inputs, load_audio, waveform_from_array
 from .config import CLASSES_NUM, AudioConfig
 from .labels import LabelSet, labels_for, load_labels
+from .precision import autocast
 
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_MIN_SECONDS = 1.0
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # of panns_core.precision.PRECISIONS, those inference offers
 
 
 class InferenceError(RuntimeError):
@@ -382,46 +382,6 @@ def fetch_released(name: str, cache_dir=None, *, download: bool = True, progress
 # ---------------------------------------------------------------------------
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-FRONT_END_MODULES = ("spectrogram_extractor", "logmel_extractor")
-"""Submodules kept in float32 under bf16 autocast: the STFT-as-convolution and the log.
-
-A power spectrum computed by a bfloat16 convolution (8-bit mantissa) and then taken to
-dB loses most of its low-level detail; measured on CNN10 this alone moved clipwise
-outputs by up to 0.16, against < 0.01 with the front end in float32 (see
-``benchmarks/bench_inference_bf16.py`` and docs/inference.md).
-"""
-
-
-def keep_front_end_fp32(model: torch.nn.Module) -> torch.nn.Module:
-    """Make the log-mel front end of ``model`` run in float32 even inside an autocast region.
-
-    Wraps the instance's ``forward`` of the modules in :data:`FRONT_END_MODULES` (no
-    parameters or state_dict keys change; outside autocast the wrapper does nothing).
-    """
-    for name in FRONT_END_MODULES:
-        module = getattr(model, name, None)
-        if module is None or getattr(module, "_panns_fp32", False):
-            continue
-        original = module.forward
-
-        def forward(*args, _original=original, **kwargs):
-            if not torch.is_autocast_enabled("cpu") and not torch.is_autocast_enabled("cuda"):
-                return _original(*args, **kwargs)
-            with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
-                args = [a.float() if torch.is_tensor(a) else a for a in args]
-                return _original(*args, **kwargs)
-
-        module.forward = forward
-        module._panns_fp32 = True
-    return model
-
-
 def bf16_supported(device="cpu") -> bool:
     """Whether bfloat16 autocast runs on this device (CPU: ops exist; speed needs AVX512-BF16/AMX)."""
     device = torch.device(device)
@@ -471,8 +431,6 @@ class Pretrained:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        if precision == "bf16":
-            keep_front_end_fp32(self.model)
         self.model_name = model_name
         self.config = config
         self.labels = labels
@@ -590,7 +548,7 @@ class Pretrained:
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass of a ``(batch, samples)`` float32 array; outputs as float32 numpy."""
         x = torch.as_tensor(np.asarray(batch, dtype=np.float32), device=self.device)
-        with torch.inference_mode(), _autocast(self.device, self.precision):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             out = self.model(x)
         return {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
 

@@ -36,6 +36,7 @@ import yaml
 
 from panns_core import __version__
 from panns_core.artefacts import ARTEFACT_IDS, ARTEFACT_OWNERS, build_manifest, write_json
+from panns_core.notebook_roles import role_of, stems_with_role
 
 # ----------------------------------------------------------------------------
 # Profiles
@@ -44,8 +45,8 @@ from panns_core.artefacts import ARTEFACT_IDS, ARTEFACT_OWNERS, build_manifest, 
 DEFAULT_PROFILE = "smoke"
 PROFILE_PACKAGE = "panns_core.profiles"
 
-TRAIN_NOTEBOOK = "03_train_system"
-REPORT_NOTEBOOK = "19_build_report"
+TRAIN_NOTEBOOK = stems_with_role("train")[0]
+REPORT_NOTEBOOK = stems_with_role("report")[0]
 
 #: Training-run groups: which ablation a run belongs to, and the artefacts drawn from it.
 RUN_GROUPS = {
@@ -131,6 +132,12 @@ def validate_profile(profile: dict, path) -> None:
             if group not in RUN_GROUPS:
                 raise ProfileError(
                     f"{path}: run {name!r} names unknown group {group!r}; known: {', '.join(RUN_GROUPS)}")
+    modes = profile.get("fingerprint_code") or {}
+    if not isinstance(modes, dict):
+        raise ProfileError(f"{path}: fingerprint_code must map roles or stage names to a mode")
+    for key, mode in modes.items():
+        if mode not in FINGERPRINT_CODE_MODES:
+            raise ProfileError(f"{path}: fingerprint_code.{key} must be one of {FINGERPRINT_CODE_MODES}, got {mode!r}")
     for key in ("reference_run", "classwise_run"):
         if profile.get(key) is not None and profile[key] not in runs:
             raise ProfileError(f"{path}: {key} {profile[key]!r} is not one of the runs")
@@ -169,6 +176,7 @@ class Stage:
     name: str
     notebook: str | None  # notebook stem; None for the manifest step
     parameters: dict
+    role: str = ""        # the notebook's role (panns_core.notebook_roles), or "manifest"
     deps: list[str] = field(default_factory=list)        # must have completed
     soft_deps: list[str] = field(default_factory=list)   # read if present (tables read the runs that exist)
     outputs: list[str] = field(default_factory=list)     # paths (relative to root) that must exist
@@ -211,56 +219,56 @@ def run_config(profile: dict, run_name: str) -> dict:
 def derive_stages(profile: dict) -> list[Stage]:
     """The ordered stage list of a profile.
 
-    ``03_train_system`` expands to one stage per run line (``train_<run>``), so
-    adding an ablation to a profile is one line and reruns only that run and the
-    tables that read it.
+    What each notebook is given and waits for comes from its row in
+    :data:`panns_core.notebook_roles.NOTEBOOK_ROLES`. The training notebook
+    expands to one stage per run line (``train_<run>``), so adding an ablation
+    to a profile is one line and reruns only that run and the tables that read it.
     """
     path = profile.get("_path", "<profile>")
     common = common_parameters(profile)
     data = _data_parameters(profile)
     run_root = common["run_root"]
     stages: list[Stage] = []
-    train_names: list[str] = []
-    data_stages: list[str] = []
+    by_role: dict[str, list[str]] = {}
+
+    def earlier(roles) -> list[str]:
+        return [name for role in roles for name in by_role.get(role, [])]
+
     for stem, extra in _notebook_items(profile, path):
-        name = stage_name_for(stem)
-        if stem == TRAIN_NOTEBOOK:
+        try:
+            role = role_of(stem)
+        except KeyError as exc:
+            raise ProfileError(f"{path}: {exc.args[0]}") from None
+        params = dict(common)
+        if "data" in role.parameters:
+            params.update(data)
+        for section in ("generate", "acquire", "pack"):
+            if section in role.parameters:
+                params[section] = _section(profile, section)
+        deps, soft = earlier(role.reads), earlier(role.reads_if_present)
+        if role.role == "train":
             for run in profile.get("runs") or {}:
-                params = {**common, **data, "run_name": run, "config": run_config(profile, run), **extra}
+                train_params = {**params, "run_name": run, "config": run_config(profile, run), **extra}
                 stages.append(Stage(
-                    name=f"train_{run}", notebook=stem, parameters=params, deps=list(data_stages),
+                    name=f"train_{run}", notebook=stem, role=role.role, parameters=train_params, deps=list(deps),
                     outputs=[f"{run_root}/train/{run}/statistics.jsonl", f"{run_root}/train/{run}/config.json"],
                 ))
-                train_names.append(f"train_{run}")
+                by_role.setdefault(role.role, []).append(f"train_{run}")
             continue
-        number = int(stem.split("_", 1)[0]) if stem.split("_", 1)[0].isdigit() else 99
-        params = dict(common)
-        deps, soft = [], []
-        if number == 1:
-            params.update(data, generate=_section(profile, "generate"), acquire=_section(profile, "acquire"))
-        elif number == 2:
-            params.update(data, pack=_section(profile, "pack"))
-            deps = list(data_stages)
-        elif number < 10:
-            params.update(data)
-            if number == 4:  # evaluate one trained system (default: the reference run)
-                params["run_name"] = extra.get("run_name", profile.get("reference_run"))
-                deps = list(data_stages) + ([f"train_{params['run_name']}"] if params["run_name"] else [])
-            elif number > 0:
-                deps = list(data_stages)
-        elif number < 20:  # tables and figures read whatever runs exist
-            soft = list(train_names) + [s.name for s in stages if s.notebook and s.notebook.startswith("04_")]
-        elif number == 21:  # transfer tables read what the transfer notebook wrote
-            soft = [s.name for s in stages if s.notebook and s.notebook.startswith("20_")]
+        if "run_name" in role.parameters:  # evaluate one trained system (default: the reference run)
+            params["run_name"] = extra.get("run_name", profile.get("reference_run"))
+            if params["run_name"]:
+                deps.append(f"train_{params['run_name']}")
         params.update(extra)
-        deps += [d for d in _referenced_runs(params, run_root, train_names) if d not in deps]
-        stages.append(Stage(name=name, notebook=stem, parameters=params, deps=deps, soft_deps=soft,
-                            artefacts=[i for i, owner in ARTEFACT_OWNERS.items() if owner == stem]))
-        if number in (1, 2):
-            data_stages.append(name)
+        deps += [d for d in _referenced_runs(params, run_root, by_role.get("train", [])) if d not in deps]
+        name = stage_name_for(stem)
+        stages.append(Stage(name=name, notebook=stem, role=role.role, parameters=params, deps=deps, soft_deps=soft,
+                            artefacts=list(role.produces)))
+        by_role.setdefault(role.role, []).append(name)
     everything = [s.name for s in stages]
-    stages.append(Stage(name="manifest", notebook=None, parameters=dict(common), soft_deps=everything))
-    stages.append(Stage(name="build_report", notebook=REPORT_NOTEBOOK,
+    stages.append(Stage(name="manifest", notebook=None, role="manifest", parameters=dict(common),
+                        soft_deps=everything))
+    stages.append(Stage(name="build_report", notebook=REPORT_NOTEBOOK, role="report",
                         parameters={**common, "data_source": profile["data_source"],
                                     "label": profile.get("label", "")},
                         soft_deps=everything + ["manifest"],
@@ -295,6 +303,14 @@ def _section(profile: dict, key: str) -> dict:
 # ----------------------------------------------------------------------------
 
 
+def notebook_code(path: str) -> str:
+    """The code cells' sources, joined (narrative, outputs and metadata left out)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return "\0".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+
+
 def notebook_code_hash(path: str) -> str:
     """Hash of the code cells' sources only: narrative, outputs and metadata never trigger a rerun."""
     import nbformat
@@ -308,17 +324,73 @@ def notebook_code_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def fingerprint(stage: Stage, notebook_hash: str | None, inputs: dict) -> str:
+FINGERPRINT_CODE_MODES = ("package", "notebook_only")
+"""``package``: a stage's fingerprint covers the notebook's code and the source of every
+``panns_core`` module it imports (transitively); ``notebook_only``: the notebook's code and
+the package version only (for multi-day training runs that a comment fix must not restart)."""
+
+
+def _cell_imports_source(cell_source: str) -> str | None:
+    """The cell as Python, IPython magics and shell lines dropped; None if it still does not parse."""
+    import ast
+
+    for text in (cell_source, "\n".join(line for line in cell_source.splitlines()
+                                       if not line.lstrip().startswith(("%", "!")))):
+        try:
+            ast.parse(text)
+            return text
+        except SyntaxError:
+            continue
+    return None
+
+
+def package_modules_of_notebook(code: str, graph: dict | None = None, package_dir=None) -> set[str]:
+    """``panns_core`` modules that running the notebook code imports, transitively (read with ast).
+
+    A cell that is not valid Python even without magics makes the answer the
+    whole package: a fingerprint may cover too much, never too little.
+    """
+    from panns_core import codegraph
+
+    package_dir = package_dir or codegraph.PACKAGE_DIR
+    cells = [_cell_imports_source(cell) for cell in code.split("\0")]
+    if any(cell is None for cell in cells):
+        return set(codegraph.package_modules(package_dir))
+    return codegraph.modules_used_by("\n".join(cells), package_dir, graph=graph)
+
+
+def package_code_hash(code: str, graph: dict | None = None, package_dir=None) -> str:
+    """sha256 over the sources of the package modules the notebook code reaches.
+
+    ``graph`` is :func:`panns_core.codegraph.import_graph` of ``package_dir``
+    (default: this package), read once per pipeline run.
+    """
+    from panns_core import codegraph
+
+    package_dir = package_dir or codegraph.PACKAGE_DIR
+    return codegraph.source_hash(package_modules_of_notebook(code, graph, package_dir), package_dir)
+
+
+def fingerprint(stage: Stage, notebook_hash: str | None, inputs: dict, package_hash: str | None = None) -> str:
+    """What decides a rerun: the stage, its parameters and notebook code, the package code it
+    runs (``package_hash``; None under ``fingerprint_code: notebook_only``) and its inputs."""
     payload = {
         "stage": stage.name,
         "notebook": stage.notebook,
         "notebook_code": notebook_hash,
+        "package_code": package_hash,
         "parameters": stage.parameters,
         "package_version": __version__,
         "inputs": inputs,
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def fingerprint_code_mode(profile: dict, stage: Stage) -> str:
+    """The profile's ``fingerprint_code`` entry for this stage (by stage name, then by role)."""
+    modes = profile.get("fingerprint_code") or {}
+    return modes.get(stage.name, modes.get(stage.role, "package"))
 
 
 def _now() -> str:
@@ -410,6 +482,7 @@ class Pipeline:
         self.log = log
         self.fingerprints: dict[str, str] = {}
         self.results: dict[str, StageResult] = {}
+        self._graph: dict | None = None  # panns_core's import graph, read once per run
 
     # -- helpers -------------------------------------------------------------
     def notebook_path(self, stage: Stage) -> Path:
@@ -513,7 +586,14 @@ class Pipeline:
             why = f"notebook {nb_path.name} is not built yet"
             self._write_record(stage, status="unavailable", error=why, ended=_now())
             return StageResult(stage.name, "unavailable", why)
-        fp = fingerprint(stage, notebook_code_hash(str(nb_path)), self._inputs(stage))
+        package_hash = None
+        if fingerprint_code_mode(self.profile, stage) == "package":
+            if self._graph is None:
+                from panns_core.codegraph import import_graph
+
+                self._graph = import_graph()
+            package_hash = package_code_hash(notebook_code(str(nb_path)), self._graph)
+        fp = fingerprint(stage, notebook_code_hash(str(nb_path)), self._inputs(stage), package_hash)
         previous = read_stage_record(self.run_root, stage.name)
         if (not forced and previous and previous.get("status") == "completed"
                 and previous.get("fingerprint") == fp and self._outputs_exist(stage)):
@@ -527,7 +607,7 @@ class Pipeline:
         With the same fingerprint (a crash, a kill) the folder is kept, so training
         resumes from ``checkpoints/latest.pt`` exactly where it stopped.
         """
-        if stage.notebook != TRAIN_NOTEBOOK:
+        if stage.role != "train":
             return
         previous = read_stage_record(self.run_root, stage.name)
         run_dir = os.path.join(self.run_root, "train", stage.parameters["run_name"])
@@ -544,7 +624,7 @@ class Pipeline:
         starts from an empty folder), so on small profiles the optimizer state is
         only disk use; ``best.pt`` stays for evaluation, transfer and inference.
         """
-        if stage.notebook != TRAIN_NOTEBOOK or self.profile.get("keep_latest_checkpoint", True):
+        if stage.role != "train" or self.profile.get("keep_latest_checkpoint", True):
             return
         latest = os.path.join(self.run_root, "train", stage.parameters["run_name"], "checkpoints", "latest.pt")
         if os.path.exists(latest):

@@ -120,11 +120,9 @@ def notebook_to_html(executed_notebook: str, html_path: str) -> str:
     nb = nbformat.read(executed_notebook, as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
-    tmp = html_path + ".tmp"
-    os.makedirs(os.path.dirname(html_path) or ".", exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(body)
-    os.replace(tmp, html_path)
+    from panns_core.fsutil import write_text
+
+    write_text(html_path, body)
     return html_path
 
 

@@ -6,28 +6,13 @@ import from here and never from each other (dependencies point one way).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import numpy as np
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-
 MODEL_OVERRIDES = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax")
 """Front-end constructor keywords a training config may override."""
-
-
-def autocast_context(device: torch.device, precision: str):
-    """Autocast for bf16 (CPU and CUDA) and fp16 (CUDA only); a no-op for fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' on CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def resolve_device(spec: str) -> torch.device:

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -37,8 +36,10 @@ import torch.nn.functional as F
 
 from panns_core import distributed as D
 from panns_core.evaluate import evaluate
+from panns_core.fsutil import atomic_path
 from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
-from panns_core.runtime import MODEL_OVERRIDES, PRECISIONS, TensorCollate, ids_sha256
+from panns_core.precision import PRECISIONS
+from panns_core.runtime import MODEL_OVERRIDES, TensorCollate, ids_sha256
 from panns_core.runtime import model_spec as _model_spec
 from panns_core.mixup import Mixup
 
@@ -379,9 +380,8 @@ class TrackedBatches:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_training_state(path) -> dict:

@@ -317,3 +317,22 @@ def test_registry_agrees_with_model_info():
             assert ck.RELEASED_CHECKPOINTS[filename].model_name == name
     for entry in ck.RELEASED_CHECKPOINTS.values():
         assert entry.model_name in list_models()
+
+
+def test_transfer_cnn14_load_from_pretrain_reads_a_cnn14_file_and_refuses_another(tmp_path):
+    # Transfer_Cnn14 reads files through checkpoint_io (no import of checkpoints from models).
+    from panns_core.models import create_model
+
+    with ck.skip_weight_init():
+        source = create_model("Cnn14")
+        transfer = create_model("Transfer_Cnn14", classes_num=3)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    path = ck.save_checkpoint(tmp_path / "cnn14.pth", source)
+    transfer.load_from_pretrain(str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(transfer.base.state_dict()[key], value), key
+    other = ck.save_checkpoint(tmp_path / "cnn6.pth", create_model("Cnn6"))
+    with pytest.raises(ck.CheckpointError, match="cnn6.pth: not an AudioSet Cnn14 checkpoint"):
+        transfer.load_from_pretrain(str(other))

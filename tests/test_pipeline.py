@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from panns_core import artefacts, pipeline
+from panns_core import artefacts, notebook_roles, pipeline
 from panns_core.pipeline import Pipeline, ProfileError, load_profile
 from tiny_pipeline import tiny_run
 
@@ -201,6 +201,8 @@ def test_failed_dependency_skips_dependents_and_manifest_says_why(tmp_path, monk
 def test_unknown_parameters_and_missing_notebooks_are_reported(tmp_path, monkeypatch):
     fake = FakeExecutor()
     monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    monkeypatch.setitem(notebook_roles.NOTEBOOK_ROLES, "30_not_written_yet",
+                        notebook_roles.NotebookRole("30_not_written_yet", "inference"))
     path = small_profile(tmp_path, notebooks=["01_download_audioset", {"10_tables_audioset": {"colour": "red"}},
                                               "30_not_written_yet"])
     p, ok, _ = run_fake(path, tmp_path / "proj", fake)
@@ -208,6 +210,75 @@ def test_unknown_parameters_and_missing_notebooks_are_reported(tmp_path, monkeyp
     assert "10_tables_audioset.ipynb: parameter(s) ['colour'] are not declared" in p.results["tables_audioset"].message
     assert p.results["not_written_yet"].status == "unavailable"
     assert "30_not_written_yet.ipynb is not built yet" in p.results["not_written_yet"].message
+
+
+def test_stages_follow_the_roles_table_not_file_numbers(tmp_path, monkeypatch):
+    # A notebook renumbered (or a new one) keeps its stage kind: the table decides, keyed by stem.
+    monkeypatch.setitem(notebook_roles.NOTEBOOK_ROLES, "42_more_tables", notebook_roles.NotebookRole(
+        "42_more_tables", "artefacts", reads_if_present=("train", "evaluate")))
+    path = small_profile(tmp_path, notebooks=["01_download_audioset", "02_pack_and_index", "03_train_system",
+                                              "04_evaluate_system", "42_more_tables"])
+    by = {s.name: s for s in pipeline.derive_stages(load_profile(path))}
+    assert by["pack_and_index"].deps == ["download_audioset"]
+    assert by["evaluate_system"].deps == ["download_audioset", "pack_and_index", "train_a"]
+    assert by["more_tables"].soft_deps == ["train_a", "train_b", "evaluate_system"]
+    assert "data_root" not in by["more_tables"].parameters
+    assert by["train_b"].role == "train"
+    owners = artefacts.ARTEFACT_OWNERS
+    assert owners == notebook_roles.artefact_owners() and list(owners) == [
+        i for i in artefacts.ARTEFACT_IDS if i in owners]
+    with pytest.raises(ProfileError, match="'99_unlisted' has no row in panns_core/notebook_roles.py"):
+        pipeline.derive_stages(load_profile(small_profile(tmp_path, notebooks=["99_unlisted"])))
+
+
+def _write_fake_package(root, files):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root / "panns_core"
+
+
+def test_package_code_hash_covers_the_modules_a_notebook_imports(tmp_path):
+    pkg = _write_fake_package(tmp_path, {
+        "panns_core/__init__.py": "",
+        "panns_core/metrics.py": "def ap():\n    return 1\n",
+        "panns_core/tables.py": "def table():\n    from panns_core.metrics import ap\n    return ap()\n",
+        "panns_core/plots.py": "import numpy\n",
+    })
+    uses_metrics = "%matplotlib inline\0from panns_core.tables import table\0table()"  # magics are skipped
+    no_metrics = "from panns_core import plots"
+    assert pipeline.package_modules_of_notebook(uses_metrics, package_dir=pkg) == {
+        "panns_core", "panns_core.tables", "panns_core.metrics"}
+    before = (pipeline.package_code_hash(uses_metrics, package_dir=pkg),
+              pipeline.package_code_hash(no_metrics, package_dir=pkg))
+    (pkg / "metrics.py").write_text("def ap():\n    return 2  # the fix\n")
+    after = (pipeline.package_code_hash(uses_metrics, package_dir=pkg),
+             pipeline.package_code_hash(no_metrics, package_dir=pkg))
+    assert after[0] != before[0] and after[1] == before[1]
+    # Code that cannot be read with ast makes the hash cover the whole package.
+    assert pipeline.package_modules_of_notebook("def broken(:", package_dir=pkg) == {
+        "panns_core", "panns_core.metrics", "panns_core.tables", "panns_core.plots"}
+
+
+@pytest.mark.parametrize("mode, reruns", [(None, ["train_a", "train_b"]), ("notebook_only", [])])
+def test_a_package_fix_reruns_stages_unless_they_opt_out(tmp_path, monkeypatch, mode, reruns):
+    fake = FakeExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    package_version = {"v": "old"}
+    monkeypatch.setattr(pipeline, "package_code_hash", lambda code, graph=None: f"{package_version['v']}:{code[:9]}")
+    changes = {"notebooks": ["01_download_audioset", "02_pack_and_index", "03_train_system"]}
+    if mode:
+        changes["fingerprint_code"] = {"train": mode, "download_audioset": mode, "pack_and_index": mode}
+    path = small_profile(tmp_path, **changes)
+    root = tmp_path / "proj"
+    run_fake(path, root, fake)
+    fake.calls.clear()
+    package_version["v"] = "fixed"  # as if a module every notebook imports changed
+    run_fake(path, root, fake)
+    expected = ["download_audioset", "pack_and_index"] + reruns if not mode else reruns
+    assert [c for c in fake.calls if c != "build_report"] == expected
+    with pytest.raises(ProfileError, match="fingerprint_code.train must be one of"):
+        load_profile(small_profile(tmp_path, fingerprint_code={"train": "never"}))
 
 
 # --------------------------------------------------------------------------- the tiny profile, for real

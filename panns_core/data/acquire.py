@@ -169,13 +169,13 @@ class FailureLog:
 
     def save(self) -> None:
         with self.lock:
-            tmp = self.path + ".tmp"
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
+            from panns_core.fsutil import atomic_write
+
+            with atomic_write(self.path, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(self.FIELDS)
                 for ytid in sorted(self.rows):
                     w.writerow([ytid, *self.rows[ytid]])
-            os.replace(tmp, self.path)
 
 
 class RateLimiter:
@@ -370,10 +370,10 @@ def download_metadata(data_root: str, files=tuple(URLS)) -> dict:
     for name in files:
         dst = os.path.join(meta, name)
         if not os.path.exists(dst):
-            tmp = dst + ".part"
-            with urllib.request.urlopen(URLS[name], timeout=60) as r, open(tmp, "wb") as f:  # noqa: S310 - fixed https/http URL constants
+            from panns_core.fsutil import atomic_write
+
+            with urllib.request.urlopen(URLS[name], timeout=60) as r, atomic_write(dst, "wb") as f:  # noqa: S310 - fixed https/http URL constants
                 shutil.copyfileobj(r, f)
-            os.replace(tmp, dst)
         digest = hashlib.sha256(open(dst, "rb").read()).hexdigest()
         if name in sums and sums[name] != digest:
             raise ValueError(f"{dst}: sha256 {digest} differs from the recorded {sums[name]}")

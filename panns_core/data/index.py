@@ -195,11 +195,11 @@ def write_index(path: str, table: IndexTable) -> str:
     for p in table.hdf5_paths:
         if not os.path.isabs(p):
             raise IndexFileError(f"{path}: hdf5_path must be absolute, got {p!r}")
-    tmp = path + ".partial"
-    with h5py.File(tmp, "w") as hf:
+    from panns_core.fsutil import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as hf:
         hf.create_dataset("audio_name", data=np.array(table.audio_names, dtype="S20"), dtype="S20")
         hf.create_dataset("target", data=table.targets, dtype=bool)
         hf.create_dataset("hdf5_path", data=np.array(table.hdf5_paths, dtype="S200"), dtype="S200")
         hf.create_dataset("index_in_hdf5", data=table.index_in_hdf5.astype(np.int32), dtype=np.int32)
-    os.replace(tmp, path)
     return path

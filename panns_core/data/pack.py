@@ -65,10 +65,9 @@ def manifest_path(waveform_h5: str) -> str:
 
 
 def _atomic_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    from panns_core.fsutil import write_json
+
+    write_json(obj, path, indent=1, trailing_newline=False)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -14,6 +14,7 @@ from torchlibrosa.augmentation import SpecAugmentation
 from torchlibrosa.stft import LogmelFilterBank, Spectrogram
 
 from panns_core.config import AudioConfig
+from panns_core.precision import front_end_fp32
 
 SPEC_AUG_TIME_DROP_WIDTH = 64
 """SpecAugment time-stripe width of every official log-mel model."""
@@ -110,7 +111,8 @@ class LogmelFrontEnd:
 
     def _logmel(self, waveform: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> normalised, (in training) augmented log-mel ``(B, 1, frames, mel_bins)``."""
-        x = self.logmel_extractor(self.spectrogram_extractor(waveform))
+        with front_end_fp32() as suspended:  # STFT and log in float32 even under bf16/fp16 autocast
+            x = self.logmel_extractor(self.spectrogram_extractor(waveform.float() if suspended else waveform))
         # bn0 normalises each mel bin: move the mel axis to the channel axis and back.
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         if self.training and self.spec_augmenter is not None:

@@ -13,9 +13,9 @@ import torch.nn as nn
 
 from panns_core import paper
 from panns_core.config import CLASSES_NUM, AudioConfig
+from panns_core.released import RELEASED_CHECKPOINTS
 
 from . import cnn, conv1d, mobilenet, resnet, sed, transfer, wavegram
-from panns_core.checkpoints import RELEASED_CHECKPOINTS
 
 FAMILIES = ("CNN", "ResNet", "MobileNet", "1D CNN", "Wavegram")
 
@@ -53,8 +53,8 @@ _MODELS: dict[str, tuple[type, str]] = {
     "Transfer_Cnn14": (transfer.Transfer_Cnn14, "CNN"),
 }
 
-# Released checkpoint of each class: derived from the one list in panns_core.checkpoints
-# (file name, URL, checksum), so the two can never disagree.
+# Released checkpoint of each class: derived from the one data table in panns_core.released
+# (file name, URL, checksum), which panns_core.checkpoints also reads, so the two never disagree.
 CHECKPOINTS = {entry.model_name: filename for filename, entry in RELEASED_CHECKPOINTS.items()}
 
 CONSTRUCTOR_KWARGS = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax", "classes_num")

@@ -124,10 +124,25 @@ class Transfer_Cnn14(nn.Module):
         self.classes_num = int(classes_num)
 
     def load_from_pretrain(self, pretrained_checkpoint_path) -> None:
-        """Load a released AudioSet Cnn14 checkpoint into ``base`` (``weights_only=True``)."""
-        from panns_core.checkpoints import load_checkpoint
+        """Load a released AudioSet Cnn14 checkpoint into ``base`` (``weights_only=True``).
 
-        load_checkpoint(self.base, pretrained_checkpoint_path)
+        Reads the file with :mod:`panns_core.checkpoint_io` (the registry-free
+        layer), so the model package does not import :mod:`panns_core.checkpoints`.
+        """
+        from panns_core.checkpoint_io import CheckpointError, read_checkpoint
+
+        state, _ = read_checkpoint(pretrained_checkpoint_path)
+        expected = self.base.state_dict()
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+        wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+        if missing or unexpected or wrong:
+            example = (wrong or missing or unexpected)[0]
+            raise CheckpointError(
+                f"{pretrained_checkpoint_path}: not an AudioSet Cnn14 checkpoint for this front end "
+                f"({len(missing)} tensors missing, {len(unexpected)} extra, {len(wrong)} of another shape, "
+                f"e.g. {example!r}); panns_core.checkpoints.load_checkpoint names the model it fits")
+        self.base.load_state_dict(state)
 
     def forward(self, waveform: torch.Tensor, mixup_lambda=None) -> dict:
         output_dict = self.base(waveform, mixup_lambda)

@@ -69,10 +69,10 @@ class ClipAudio:
         cached = self._disk_path(path)
         if not os.path.exists(cached):
             x = load_audio(path, self.sample_rate)
-            os.makedirs(self.cache_dir, exist_ok=True)
-            tmp = cached + ".tmp.npy"
-            np.save(tmp, (np.clip(x, -1, 1) * 32767.0).astype(np.int16))
-            os.replace(tmp, cached)
+            from panns_core.fsutil import atomic_path
+
+            with atomic_path(cached, suffix=".npy") as tmp:
+                np.save(tmp, (np.clip(x, -1, 1) * 32767.0).astype(np.int16))
         return cached
 
     def load(self, data: TransferData, max_seconds: float | None = None) -> TransferData:

@@ -212,12 +212,12 @@ class EmbeddingCache:
             self.computed += 1
             table = {c.clip_id: e for c, e in zip(data.clips, embeddings)}
             if path:
-                os.makedirs(self.cache_dir, exist_ok=True)
+                from panns_core.fsutil import atomic_path
+
                 counts = [len(e) for e in embeddings]
-                tmp = path + ".tmp.npz"
-                np.savez(tmp, clip_ids=np.array([c.clip_id for c in data.clips]),
-                         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                         embeddings=np.concatenate(embeddings))
-                os.replace(tmp, path)
+                with atomic_path(path, suffix=".npz") as tmp:
+                    np.savez(tmp, clip_ids=np.array([c.clip_id for c in data.clips]),
+                             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                             embeddings=np.concatenate(embeddings))
         self._memory[key] = table
         return table
