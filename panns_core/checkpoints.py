@@ -372,3 +372,29 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
     with atomic_write(path, "wb") as f:
         torch.save(payload, f)
     return path
+
+
+def infer_model_name(state: Mapping[str, torch.Tensor], meta: Mapping | None = None,
+                     filename: str = "") -> str | None:
+    """Registered model a local checkpoint belongs to, or ``None`` when nothing fits.
+
+    Cheap evidence first: the model name stored in the file (``save_checkpoint``
+    records it), then the longest registered name that prefixes the file name
+    (``Cnn6_mAP=0.343.pth``, the official naming); the strict ``load_state_dict``
+    that follows confirms it (a mismatch names the model that would fit). Without
+    such evidence the checkpoints module compares the layout with every registered
+    model, which builds each once (tens of seconds on a CPU).
+    """
+    from panns_core.models import list_models
+
+    known = list_models()
+    for key in ("model_name", "class_name"):
+        value = (meta or {}).get(key)
+        if isinstance(value, str) and value in known:
+            return value
+    base = os.path.basename(filename).lower()
+    by_prefix = [n for n in known if base.startswith(n.lower() + "_") or base == n.lower() + ".pth"]
+    if by_prefix:
+        return max(by_prefix, key=len)
+    matches = registered_matches(state, base)
+    return matches[0] if matches else None

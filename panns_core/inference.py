@@ -313,33 +313,6 @@ def released_entry(name: str):
         return None
 
 
-def infer_model_name(state: Mapping[str, torch.Tensor], meta: Mapping | None = None,
-                     filename: str = "") -> str | None:
-    """Registered model a local checkpoint belongs to, or ``None`` when nothing fits.
-
-    Cheap evidence first: the model name stored in the file (``save_checkpoint``
-    records it), then the longest registered name that prefixes the file name
-    (``Cnn6_mAP=0.343.pth``, the official naming); the strict ``load_state_dict``
-    that follows confirms it (a mismatch names the model that would fit). Without
-    such evidence the checkpoints module compares the layout with every registered
-    model, which builds each once (tens of seconds on a CPU).
-    """
-    from . import checkpoints
-    from .models import list_models
-
-    known = list_models()
-    for key in ("model_name", "class_name"):
-        value = (meta or {}).get(key)
-        if isinstance(value, str) and value in known:
-            return value
-    base = os.path.basename(filename).lower()
-    by_prefix = [n for n in known if base.startswith(n.lower() + "_") or base == n.lower() + ".pth"]
-    if by_prefix:
-        return max(by_prefix, key=len)
-    matches = checkpoints.registered_matches(state, base)
-    return matches[0] if matches else None
-
-
 def _cache_dir(cache_dir) -> str:
     if cache_dir is not None:
         return os.fspath(cache_dir)
@@ -454,7 +427,7 @@ class Pretrained:
         The front end (rate, window, hop, mel bins) always comes from the model registry,
         so a 16 kHz checkpoint gets 16 kHz input. The class count is read off the weights.
         """
-        from .checkpoints import infer_config, mismatch_message, read_checkpoint
+        from .checkpoints import infer_config, infer_model_name, mismatch_message, read_checkpoint
         from .models import create_model, list_models, model_info
 
         path, model_name = cls._resolve(checkpoint, model, cache_dir, download, progress)

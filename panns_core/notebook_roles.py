@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("environment", "acquire", "pack", "train", "evaluate", "artefacts", "transfer",
+ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "artefacts", "transfer",
          "transfer_artefacts", "inference", "report")
 """Kinds of stage. ``acquire`` and ``pack`` are the data stages every later data reader waits for."""
 
@@ -52,6 +52,11 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     NotebookRole("00_environment_and_data", "environment", parameters=("data",), writes=("environment.json",)),
     NotebookRole("01_download_audioset", "acquire", parameters=("data", "generate", "acquire")),
     NotebookRole("02_pack_and_index", "pack", parameters=("data", "pack"), reads=("acquire",)),
+    # Teaching notebooks: each shows one piece of the recipe on the packed data (a tiny
+    # in-memory example when it is absent); they produce no artefact.
+    NotebookRole("05_sampler_and_mixup", "teaching", parameters=("data",), reads=DATA_ROLES),
+    NotebookRole("06_metrics", "teaching", parameters=("data",), reads=DATA_ROLES),
+    NotebookRole("07_model_anatomy", "teaching", parameters=("data",)),
     # One stage per run line of the profile (train_<run>).
     NotebookRole("03_train_system", "train", parameters=("data",), reads=DATA_ROLES, writes=("train/{run}/",)),
     # Its own run's training stage is a dependency too (see pipeline.derive_stages).

@@ -180,8 +180,7 @@ def _backbone_name(backbone: str | None, checkpoint: str | None) -> str:
     if backbone:
         return backbone
     if checkpoint:
-        from panns_core.checkpoints import read_checkpoint
-        from panns_core.inference import infer_model_name
+        from panns_core.checkpoints import infer_model_name, read_checkpoint
 
         state, meta = read_checkpoint(checkpoint)
         name = infer_model_name(state, meta, os.path.basename(checkpoint))
