@@ -100,6 +100,11 @@ class TrainConfig:
     balanced: str = "balanced"
     augmentation: str = "mixup"
     mixup_alpha: float = 1.0
+    # Short-run recipe options (official behaviour by default): SpecAugment time-stripe
+    # width (None: the model's own, 64 frames; see models.frontend.scaled_time_drop_width)
+    # and a linear learning-rate warm-up over the first iterations (0: none).
+    spec_augment_time_width: Optional[int] = None
+    warmup_iterations: int = 0
     resample_mode: str = "antialias"
     black_list_csv: Optional[str] = None
     batch_size: int = 32
@@ -197,6 +202,8 @@ class TrainConfig:
             positive(name)
         positive("iterations", minimum=0)
         positive("num_workers", minimum=0)
+        positive("warmup_iterations", minimum=0)
+        positive("spec_augment_time_width", allow_none=True)
         for name in ("early_stop", "max_eval_clips", "eval_batch_size"):
             positive(name, allow_none=True)
         if not (isinstance(self.mixup_alpha, (int, float)) and self.mixup_alpha > 0):
@@ -478,6 +485,14 @@ class Trainer:
         self.model = factory(config, self.data.classes_num).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        augmenter = getattr(self.model, "spec_augmenter", None)
+        if config.spec_augment_time_width is not None and augmenter is not None:
+            from panns_core.models.frontend import set_spec_augment
+
+            set_spec_augment(self.model, time_drop_width=config.spec_augment_time_width,
+                             time_stripes_num=augmenter.time_dropper.stripes_num,
+                             freq_drop_width=augmenter.freq_dropper.drop_width,
+                             freq_stripes_num=augmenter.freq_dropper.stripes_num)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
                                           betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=True)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
@@ -652,6 +667,10 @@ class Trainer:
             r = self.dist.rank * self.per_rank_clips
             lam = self.mixup.get_lambda(c.clips_per_step)[r:r + self.per_rank_clips]
             lam = torch.from_numpy(lam).to(self.device, non_blocking=True)
+        if c.warmup_iterations:  # a function of the iteration only, so a resumed run is exact
+            scale = min(1.0, (self.progress.iteration + 1) / c.warmup_iterations)
+            for group in self.optimizer.param_groups:
+                group["lr"] = c.learning_rate * scale
         loss = train_step(self.net, self.optimizer, self.scaler, waveform, target, lam, device=self.device,
                           precision=c.precision, accumulation_steps=c.accumulation_steps, ddp=self.ddp)
         self.loss_sum += loss.double()

@@ -115,13 +115,14 @@ class LogmelFrontEnd:
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         if self.training and self.spec_augmenter is not None:
             frames = x.shape[2]
-            if frames < SPEC_AUG_TIME_DROP_WIDTH:
+            width = self.spec_augmenter.time_dropper.drop_width  # 64 unless set_spec_augment changed it
+            if frames < width:
                 # torchlibrosa draws a stripe start in [0, frames - width) and crashes otherwise.
                 raise ValueError(
                     f"{type(self).__name__}: {frames} frames is too short to train with SpecAugment "
-                    f"(time stripes up to {SPEC_AUG_TIME_DROP_WIDTH} frames need at least that many, i.e. "
-                    f"{self._min_samples_for_frames(SPEC_AUG_TIME_DROP_WIDTH, self.audio_config)} samples); "
-                    "use longer clips or a *_no_specaug model"
+                    f"(time stripes up to {width} frames need at least that many, i.e. "
+                    f"{self._min_samples_for_frames(width, self.audio_config)} samples); "
+                    "use longer clips, a *_no_specaug model or set_spec_augment with narrower stripes"
                 )
             x = self.spec_augmenter(x)
         return x
@@ -130,3 +131,35 @@ class LogmelFrontEnd:
     def _min_samples_for_frames(frames: int, config: AudioConfig) -> int:
         """Fewest samples giving ``frames`` centred STFT frames (reflect padding needs > n_fft/2)."""
         return max((frames - 1) * config.hop_size, config.window_size // 2 + 1)
+
+
+def scaled_time_drop_width(clip_frames, paper_width=64, paper_frames=1001) -> int:
+    """SpecAugment time-stripe width scaled to the clip length (>= 1 frame).
+
+    The paper drops two stripes of up to 64 frames from a 10-s clip (1001 frames,
+    about 13 % of it at most); on a 1-s clip (101 frames) the same stripes can hide
+    most of the clip. This keeps the paper's fraction instead.
+    """
+    if clip_frames < 1 or paper_frames < 1 or paper_width < 1:
+        raise ValueError(f"clip_frames, paper_width and paper_frames must be >= 1, got "
+                         f"{clip_frames}, {paper_width}, {paper_frames}")
+    return max(1, int(round(paper_width * clip_frames / paper_frames)))
+
+
+def set_spec_augment(model, *, time_drop_width, time_stripes_num=2,
+                     freq_drop_width=8, freq_stripes_num=2) -> None:
+    """Change the model's torchlibrosa SpecAugmentation in place (no parameters, no state_dict keys).
+
+    Raises ValueError for a model without SpecAugment (``*_no_specaug`` models,
+    1-D models) or for widths < 1.
+    """
+    augmenter = getattr(model, "spec_augmenter", None)
+    if not isinstance(augmenter, SpecAugmentation):
+        raise ValueError(f"{type(model).__name__} has no SpecAugment (spec_augmenter) to adjust")
+    for name, value in (("time_drop_width", time_drop_width), ("time_stripes_num", time_stripes_num),
+                        ("freq_drop_width", freq_drop_width), ("freq_stripes_num", freq_stripes_num)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"set_spec_augment: {name} must be an integer >= 1, got {value!r}")
+    time_dropper, freq_dropper = augmenter.time_dropper, augmenter.freq_dropper
+    time_dropper.drop_width, time_dropper.stripes_num = time_drop_width, time_stripes_num
+    freq_dropper.drop_width, freq_dropper.stripes_num = freq_drop_width, freq_stripes_num
