@@ -56,6 +56,7 @@ def main(argv=None):
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--variants", default="base")
     p.add_argument("--seeds", default="1234")
+    p.add_argument("--max-eval-clips", type=int, default=96, help="clips per evaluated split (None: all)")
     args = p.parse_args(argv)
 
     from panns_core.data.synthetic import generate_corpus
@@ -74,8 +75,8 @@ def main(argv=None):
         print(f"corpus {corpus}: {info.counts}, {time.perf_counter() - t0:.1f} s", flush=True)
     base = {"model": "Cnn6", "data_root": data_root, "training_set": "full_train_minus_validation",
             "batch_size": 8, "iterations": args.iterations, "eval_every": args.eval_every,
-            "max_eval_clips": None, "checkpoint_every": 10**9, "device": "cpu", "progress": False,
-            "learning_rate": 1e-3, "spec_augment_time_width": 6, **json.loads(args.train)}
+            "max_eval_clips": args.max_eval_clips, "eval_splits": ["eval", "validation"], "checkpoint_every": 10**9, "device": "cpu", "progress": False,
+            "learning_rate": 3e-3, "spec_augment_time_width": 6, **json.loads(args.train)}
     for name in args.variants.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             fields = {**base, **VARIANTS[name], "seed": seed,
