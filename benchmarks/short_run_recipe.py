@@ -76,7 +76,7 @@ def main(argv=None):
     base = {"model": "Cnn6", "data_root": data_root, "training_set": "full_train_minus_validation",
             "batch_size": 8, "iterations": args.iterations, "eval_every": args.eval_every,
             "max_eval_clips": args.max_eval_clips, "eval_splits": ["eval", "validation"], "checkpoint_every": 10**9, "device": "cpu", "progress": False,
-            "learning_rate": 3e-3, "spec_augment_time_width": 6, **json.loads(args.train)}
+            "learning_rate": 1e-3, "spec_augment_time_width": 6, **json.loads(args.train)}
     for name in args.variants.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             fields = {**base, **VARIANTS[name], "seed": seed,
