@@ -339,26 +339,29 @@ def evaluate_claim(claim: Claim, runs: dict, reference: Optional[str], spread: S
            "paper": " < ".join(f"{e.label} {_fmt(e.paper)}" for e in claim.chain),
            "ours": "", "verdict": NOT_MEASURED, "evidence": {"artefacts": list(claim.evidence_ids), "runs": []},
            "rule": RULE, "spread": spread.value}
-    top = claim.chain[-1]
+    need = claim.min_present or len(claim.chain)
+    chain = list(claim.chain)
+    # A claim that may be read on fewer elements (CNN6 < CNN10 without CNN14) drops missing top steps.
+    while len(chain) > need and not any(chain[-1].matches(r.setting) for r in runs.values()):
+        chain.pop()
+    top = chain[-1]
     anchors = [r for r in runs.values() if top.matches(r.setting)]
     # The reference run anchors the comparison when it qualifies; otherwise any run of the top element.
     anchors.sort(key=lambda r: (r.name != reference, r.name))
     best = None
     for anchor in anchors:
         chosen = []
-        for element in claim.chain[:-1]:
+        for element in chain[:-1]:
             cands = [r for r in runs.values() if element.matches(r.setting) and r.name != anchor.name
                      and _consistent(r.setting, anchor.setting, claim.vary)]
             chosen.append(cands)
         present = sum(1 for c in chosen if c) + 1
         if best is None or present > best[0]:
             best = (present, anchor, chosen)
-        if present == len(claim.chain):
+        if present == len(chain):
             break
-    need = claim.min_present or len(claim.chain)
     if best is None or best[0] < need or spread.value is None:
-        missing = [e.label for e, c in zip(claim.chain, (best[2] if best else [[]] * (len(claim.chain) - 1)) + [[1]])
-                   if not c] if best else [top.label]
+        missing = [e.label for e, c in zip(chain, best[2] + [[1]]) if not c] if best else [top.label]
         row["ours"] = ("no estimate of the spread" if spread.value is None and best and best[0] >= need
                        else "runs missing: " + ", ".join(missing or [top.label]))
         return row
@@ -366,7 +369,7 @@ def evaluate_claim(claim: Claim, runs: dict, reference: Optional[str], spread: S
     group = [anchor] + [r for c in chosen for r in c]
     budget = min(r.last_iteration for r in group)
     picked, labels = [], []
-    for element, cands in zip(claim.chain[:-1], chosen):
+    for element, cands in zip(chain[:-1], chosen):
         if cands:  # a "best of" element keeps its best-scoring run (the conservative choice)
             picked.append(max(cands, key=lambda r: r.score(budget)[0] if r.score(budget) else -1))
             labels.append(element.label)
@@ -382,8 +385,10 @@ def evaluate_claim(claim: Claim, runs: dict, reference: Optional[str], spread: S
     if claim.extra is not None:
         extra_ok, note = claim.extra(picked)
         ok = ok and extra_ok
-    row["ours"] = " < ".join(f"{lab} {s[0]:.3f}" for lab, s in zip(labels, scores)) + \
-        f" (iteration budget {budget}; spread {spread.value:.3f}" + (f"; {note}" if note else "") + ")"
+    absent = [e.label for e in claim.chain if e.label not in labels]
+    row["ours"] = ", ".join(f"{lab} {s[0]:.3f}" for lab, s in zip(labels, scores)) + \
+        f" (iteration budget {budget}; spread {spread.value:.3f}" + (f"; {note}" if note else "") + \
+        (f"; not run: {', '.join(absent)}" if absent else "") + ")"
     row["verdict"] = HOLDS if ok else FAILS
     row["evidence"]["runs"] = [r.name for r in picked]
     row["ours_values"] = {lab: s[0] for lab, s in zip(labels, scores)}

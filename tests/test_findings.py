@@ -149,3 +149,10 @@ def test_bad_statistics_file_names_the_file(tmp_path):
     (d / "statistics.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match=r"statistics.jsonl:1"):
         F.read_run(str(d))
+
+
+def test_a_shorter_chain_is_read_when_the_claim_allows_it(root):
+    _run(root, "cnn10", final_map=0.9, model="Cnn10")  # no CNN14 run
+    row = _row(F.compute_findings(str(root)), "deeper_cnns")
+    assert row["verdict"] == F.HOLDS
+    assert row["evidence"]["runs"] == ["base", "cnn10"] and "not run: CNN14" in row["ours"]
