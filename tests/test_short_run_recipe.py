@@ -80,3 +80,20 @@ def test_bad_recipe_values_name_the_field(tmp_path):
         tiny_config(tmp_path, warmup_iterations=-1).validate()
     with pytest.raises(ValueError, match="spec_augment_time_width must be an integer >= 1"):
         tiny_config(tmp_path, spec_augment_time_width=0).validate()
+
+
+def test_default_profile_budgets_and_dropped_rows():
+    from panns_core import pipeline
+    from panns_core.paper import TABLE_XII
+
+    profile = pipeline.load_profile("default")
+    runs, train_defaults = profile["runs"], profile["train"]
+    budget = train_defaults["iterations"]
+    ref = runs[profile["reference_run"]]
+    # The reference is evaluated at the ablation budget, so every ablation row has a same-budget partner.
+    assert ref["iterations"] >= budget and budget % train_defaults["eval_every"] == 0
+    architectures = {train_defaults["model"]} | {r["model"] for r in runs.values() if "architectures" in r.get("groups", [])}
+    assert len(architectures) >= 4
+    assert len({TABLE_XII[m]["mult_adds"] for m in architectures}) == len(architectures)  # different costs
+    assert any(r.get("seed") not in (None, 1234) and set(r) == {"seed"} for r in runs.values())  # a seed replica
+    assert isinstance(profile["dropped"], dict) and profile["dropped"]
