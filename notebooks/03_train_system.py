@@ -63,6 +63,8 @@ make_model = request.model_factory or T.create_model_from_config
 model = make_model(config, run.data.classes_num).to(run.device)
 if config.channels_last:
     model = model.to(memory_format=torch.channels_last)
+if config.spec_augment_time_width is not None:  # short clips: 64-frame stripes would hide most of a 1-s clip
+    T.set_time_stripe_width(model, config.spec_augment_time_width)
 optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8,
                              weight_decay=0.0, amsgrad=True)
 scaler = torch.amp.GradScaler(run.device.type, enabled=config.precision == "fp16")  # loss scaling for fp16 only
@@ -114,6 +116,8 @@ try:
         waveform = batch["waveform"].to(run.device, non_blocking=True)
         target = batch["target"].to(run.device, non_blocking=True)
         lam = T.mixup_lambdas(mixup, run)  # one lambda per clip; clips 2k and 2k+1 are mixed together
+        for group in optimizer.param_groups:  # linear warm-up when asked; a function of i only, so resume is exact
+            group["lr"] = T.learning_rate_at(config, i)
         net.train()
         optimizer.zero_grad(set_to_none=True)
         step_loss = torch.zeros((), device=run.device)

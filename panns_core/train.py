@@ -95,6 +95,11 @@ class TrainConfig:
     balanced: str = "balanced"
     augmentation: str = "mixup"
     mixup_alpha: float = 1.0
+    # Short-run recipe options (official behaviour by default): SpecAugment time-stripe
+    # width (None: the model's own, 64 frames; see models.frontend.scaled_time_drop_width)
+    # and a linear learning-rate warm-up over the first iterations (0: none).
+    spec_augment_time_width: Optional[int] = None
+    warmup_iterations: int = 0
     resample_mode: str = "antialias"
     black_list_csv: Optional[str] = None
     batch_size: int = 32
@@ -190,6 +195,8 @@ class TrainConfig:
             positive(name)
         positive("iterations", minimum=0)
         positive("num_workers", minimum=0)
+        positive("warmup_iterations", minimum=0)
+        positive("spec_augment_time_width", allow_none=True)
         for name in ("early_stop", "max_eval_clips", "eval_batch_size"):
             positive(name, allow_none=True)
         if not (isinstance(self.mixup_alpha, (int, float)) and self.mixup_alpha > 0):
@@ -709,6 +716,25 @@ def save_checkpoints(run: RunContext, *, model, optimizer, scaler, sampler_state
                     "selection": {"split": run.selection_split, "mAP": p.best_metric}}
             _atomic_save(best, run.checkpoint_dir / "best.pt")
     D.barrier(run.dist)
+
+
+def learning_rate_at(config: TrainConfig, iteration: int) -> float:
+    """The step's learning rate: constant (the paper), after a linear warm-up when ``warmup_iterations`` > 0."""
+    if not config.warmup_iterations:
+        return config.learning_rate
+    return config.learning_rate * min(1.0, (iteration + 1) / config.warmup_iterations)
+
+
+def set_time_stripe_width(model: torch.nn.Module, width: int) -> None:
+    """SpecAugment time stripes of at most ``width`` frames; stripe counts and frequency stripes unchanged."""
+    from panns_core.models.frontend import set_spec_augment
+
+    augmenter = getattr(model, "spec_augmenter", None)
+    if augmenter is None:
+        return
+    set_spec_augment(model, time_drop_width=width, time_stripes_num=augmenter.time_dropper.stripes_num,
+                     freq_drop_width=augmenter.freq_dropper.drop_width,
+                     freq_stripes_num=augmenter.freq_dropper.stripes_num)
 
 
 def count_step(run: RunContext, step_loss: torch.Tensor, seconds: float) -> None:

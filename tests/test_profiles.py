@@ -16,7 +16,7 @@ from panns_core.train import TrainConfig
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 
-@pytest.mark.parametrize("name", ["smoke", "full", "tiny"])
+@pytest.mark.parametrize("name", ["smoke", "full", "tiny", "default"])
 def test_profile_stages_match_their_notebooks_and_configs(name):
     profile = pipeline.load_profile(name)
     stages = pipeline.derive_stages(profile)

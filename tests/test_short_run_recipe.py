@@ -1,0 +1,101 @@
+"""Short-run recipe options: SpecAugment widths scaled to the clip, learning-rate warm-up."""
+
+import pytest
+import torch
+
+from panns_core.models import create_model
+from panns_core.models.frontend import scaled_time_drop_width, set_spec_augment
+from panns_core.train import load_training_state, read_statistics, run_loop, train
+from train_doubles import in_memory_data, killing_factory, tiny_config, tiny_net_factory
+
+
+def test_scaled_time_drop_width_keeps_the_papers_fraction():
+    assert scaled_time_drop_width(1001) == 64  # the paper: 10-s clip, hop 320
+    assert scaled_time_drop_width(101) == 6    # 1-s clip
+    assert scaled_time_drop_width(501) == 32
+    assert scaled_time_drop_width(3) == 1      # never zero
+    assert scaled_time_drop_width(101, paper_width=128) == 13
+    with pytest.raises(ValueError, match="clip_frames"):
+        scaled_time_drop_width(0)
+
+
+def test_set_spec_augment_changes_the_model_in_place():
+    model = create_model("Cnn6", classes_num=3)
+    keys = list(model.state_dict())
+    set_spec_augment(model, time_drop_width=6, freq_drop_width=4, freq_stripes_num=1)
+    aug = model.spec_augmenter
+    assert (aug.time_dropper.drop_width, aug.time_dropper.stripes_num) == (6, 2)
+    assert (aug.freq_dropper.drop_width, aug.freq_dropper.stripes_num) == (4, 1)
+    assert list(model.state_dict()) == keys  # no new parameters or buffers
+    # A 20-frame input trains now (the paper's 64-frame stripes refuse it).
+    model.train()
+    out = model(torch.randn(2, 320 * 19))
+    assert out["clipwise_output"].shape == (2, 3)
+
+
+def test_set_spec_augment_rejects_models_without_it_and_bad_widths():
+    with pytest.raises(ValueError, match="LeeNet11 has no SpecAugment"):
+        set_spec_augment(create_model("LeeNet11", classes_num=3), time_drop_width=6)
+    with pytest.raises(ValueError, match="time_drop_width must be an integer >= 1"):
+        set_spec_augment(create_model("Cnn6", classes_num=3), time_drop_width=0)
+
+
+def test_short_clip_error_names_the_configured_width():
+    model = create_model("Cnn6", classes_num=3).train()
+    with pytest.raises(ValueError, match="up to 64 frames"):
+        model(torch.randn(2, 320 * 19))
+
+
+def test_the_loop_applies_the_configured_width_and_keeps_the_model_default_otherwise(tmp_path):
+    data = in_memory_data()
+    factory = lambda config, n: create_model("Cnn6", classes_num=n)  # noqa: E731
+    short = dict(iterations=1, eval_every=1)
+    model = run_loop(tiny_config(tmp_path / "a", spec_augment_time_width=6, **short), data=data, model_factory=factory)["model"]
+    assert model.spec_augmenter.time_dropper.drop_width == 6
+    assert model.spec_augmenter.freq_dropper.drop_width == 8  # the model's own frequency stripes stay
+    # No step: the paper's 64-frame stripes cannot train on these short clips, only build.
+    model = run_loop(tiny_config(tmp_path / "b", iterations=0, eval_every=1), data=data, model_factory=factory)["model"]
+    assert model.spec_augmenter.time_dropper.drop_width == 64
+
+
+def test_warmup_scales_the_learning_rate_linearly(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(run, iterations=3, eval_every=3, warmup_iterations=4, learning_rate=1e-3), data=in_memory_data())
+    state = load_training_state(run / "checkpoints" / "latest.pt")
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 3 / 4)  # third step
+
+
+def test_warmup_run_resumes_exactly(tmp_path):
+    data = in_memory_data()
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    train(tiny_config(full, warmup_iterations=5), data=data)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(broken, warmup_iterations=5), data=data, model_factory=killing_factory(5))
+    train(tiny_config(broken, warmup_iterations=5), data=data)
+    strip = lambda lines: [{k: v for k, v in l.items() if k not in ("wall_time_s", "clips_per_second")}  # noqa: E731
+                           for l in lines]
+    assert strip(read_statistics(broken)) == strip(read_statistics(full))
+
+
+def test_bad_recipe_values_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="warmup_iterations must be an integer >= 0"):
+        tiny_config(tmp_path, warmup_iterations=-1).validate()
+    with pytest.raises(ValueError, match="spec_augment_time_width must be an integer >= 1"):
+        tiny_config(tmp_path, spec_augment_time_width=0).validate()
+
+
+def test_default_profile_budgets_and_dropped_rows():
+    from panns_core import pipeline
+    from panns_core.paper import TABLE_XII
+
+    profile = pipeline.load_profile("default")
+    runs, train_defaults = profile["runs"], profile["train"]
+    budget = train_defaults["iterations"]
+    ref = runs[profile["reference_run"]]
+    # The reference is evaluated at the ablation budget, so every ablation row has a same-budget partner.
+    assert ref["iterations"] >= budget and budget % train_defaults["eval_every"] == 0
+    architectures = {train_defaults["model"]} | {r["model"] for r in runs.values() if "architectures" in r.get("groups", [])}
+    assert len(architectures) >= 4
+    assert len({TABLE_XII[m]["mult_adds"] for m in architectures}) == len(architectures)  # different costs
+    assert any(r.get("seed") not in (None, 1234) and set(r) == {"seed"} for r in runs.values())  # a seed replica
+    assert isinstance(profile["dropped"], dict) and profile["dropped"]
