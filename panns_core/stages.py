@@ -78,7 +78,11 @@ def prepare_indexes(data_root: str, *, sample_rate: int = 32000, clip_seconds: f
         out = f"{train_base[:-3]}_frac{float(fraction):g}_seed{fraction_seed}.h5"
         P.partial_subset(train_base, float(fraction), fraction_seed, out_h5=out)
         written.append(out)
-    eval_manifest = P.write_eval_manifest(P.index_path(data_root, "eval"))
+    from panns_core.data.acquire import acquisition_source
+
+    # the clips' source (yt-dlp, Hub mirror + revision) stays in the manifest every result copies
+    eval_manifest = P.write_eval_manifest(P.index_path(data_root, "eval"),
+                                          data_source=acquisition_source(data_root, "eval"))
     indexes = {os.path.basename(p)[:-3]: _index_summary(p) for p in written if os.path.exists(p)}
     return {
         "packed": {name: {"packed": r.packed, "excluded": r.excluded, "reasons": r.reasons}

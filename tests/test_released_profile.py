@@ -94,17 +94,15 @@ def released_fixture_profile(tmp_path, base):
     for item in profile["notebooks"]:
         stem = item if isinstance(item, str) else next(iter(item))
         params = {} if isinstance(item, str) else dict(item[stem])
-        if stem == "00_environment_and_data":
-            continue
+        if stem in ("00_environment_and_data", "11_table_complexity"):
+            continue  # no reading of the released results (Table XII is tested in test_complexity/test_pipeline)
         if stem == "08_score_released_checkpoints":
             params.update(zenodo_base=base, zenodo_record=RECORD, registry_file=str(registry), max_eval_clips=8,
                           batch_size=4, checkpoint_dir=str(tmp_path / "checkpoints"))
-        if stem == "11_table_complexity":
-            params.update(models=["MobileNetV1"])
         if stem == "20_transfer_task":
             params.update(tasks=["esc50"], backbone="Cnn6", synthetic=True, download=False, clip_seconds=1.0,
-                          checkpoint=str(tmp_path / "checkpoints" / MODELS["Cnn6"]), shots=[1, "all"], folds=1,
-                          seeds=[0, 1], head_iterations=5, batch_size=4)
+                          checkpoint=str(tmp_path / "checkpoints" / MODELS["Cnn6"]), shots=["all"], folds=1,
+                          seeds=[0], head_iterations=5, batch_size=4)
         items.append({stem: params} if params else stem)
     profile["notebooks"] = items
     path = tmp_path / "released_fixture.yaml"
@@ -112,6 +110,7 @@ def released_fixture_profile(tmp_path, base):
     return path
 
 
+@pytest.mark.slow
 def test_released_profile_end_to_end(tmp_path, zenodo):
     packed_ids = make_mirror_and_metadata(tmp_path)
     log = []
@@ -145,7 +144,7 @@ def test_released_profile_end_to_end(tmp_path, zenodo):
         assert (row["eval clips"], row["eval sha256"]) == (8, sha)
     assert xi[xi["model"] == "Cnn14"]["released mAP"].isna().all()
     assert json.load(open(figures / "table_XI.json"))["meta"]["eval_sets"] == [f"8 clips, sha256 {sha}"]
-    for artefact in ("fig_3", "fig_5", "fig_12", "table_XII", "table_XIII", "fig_6"):
+    for artefact in ("fig_3", "fig_5", "fig_12", "table_XIII", "fig_6"):
         record = json.load(open(figures / f"{artefact}.json"))
         assert all((figures / f).is_file() for f in record["files"]), artefact
     for artefact in ("fig_3", "fig_5", "fig_12"):
@@ -168,5 +167,5 @@ def test_released_profile_end_to_end(tmp_path, zenodo):
     assert rows["deeper_cnns"]["ours_values"] == {"CNN6": pytest.approx(cnn6), "CNN10": pytest.approx(cnn10)}
     assert (rows["deeper_cnns"]["verdict"] == findings.HOLDS) == (cnn10 - cnn6 > rows["deeper_cnns"]["spread"])
     assert rows["sample_rate"]["verdict"] == findings.NOT_MEASURED
-    assert rows["sample_rate"]["ours"] == "no released checkpoint for: 8 kHz, 16 kHz, 32 kHz"
+    assert rows["sample_rate"]["ours"] == "no released checkpoint for: 8 kHz, 16 kHz"  # CNN6/10 are 32 kHz
     assert rows["mel_bins"]["ours"].startswith("no released checkpoint for: 32 mel bins")
