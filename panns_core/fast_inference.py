@@ -91,7 +91,8 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, st
     """``(conv name, bn name)`` for every BatchNorm applied directly to a convolution's output.
 
     Found by running ``example`` once with hooks: a BatchNorm qualifies when its input
-    tensor is the very object a Conv1d/Conv2d returned (eval mode, no grad).
+    tensor is the very object a Conv1d/Conv2d returned, possibly through an unpadded
+    average pooling (eval mode, no grad).
     """
     names = {module: name for name, module in model.named_modules()}
     produced: dict[int, tuple[torch.Tensor, nn.Module]] = {}
@@ -99,6 +100,13 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, st
 
     def after_conv(module, inputs, output):
         produced[id(output)] = (output, module)  # keep the tensor alive so its id stays unique
+
+    def after_pool(module, inputs, output):
+        # average pooling without padding commutes with a per-channel affine map
+        # (MobileNet strides with AvgPool2d between its convolution and BatchNorm)
+        hit = produced.get(id(inputs[0]))
+        if hit is not None and hit[0] is inputs[0]:
+            produced[id(output)] = (output, hit[1])
 
     def before_bn(module, inputs):
         hit = produced.get(id(inputs[0]))
@@ -109,6 +117,8 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, st
     for module in model.modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             handles.append(module.register_forward_hook(after_conv))
+        elif isinstance(module, (nn.AvgPool1d, nn.AvgPool2d)) and not any(_as_tuple(module.padding)):
+            handles.append(module.register_forward_hook(after_pool))
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             handles.append(module.register_forward_pre_hook(before_bn))
     try:
@@ -118,6 +128,10 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, st
         for handle in handles:
             handle.remove()
     return [(conv, bn) for bn, conv in pairs.items()]
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -204,20 +218,24 @@ def to_bf16_keep_front_end(model: nn.Module) -> nn.Module:
     Meant for an eval-mode copy: the models with a log-mel front end get a forward
     that ignores mixup (inference only).
     """
+    # detach the front ends during the cast: a round trip through bfloat16 would
+    # round the STFT kernels and mel filters for good
+    front_ends = [m for m in model.modules() if hasattr(m, "_logmel") and hasattr(m, "logmel_extractor")]
+    kept = [{name: getattr(m, name) for name in FRONT_END_MODULES if getattr(m, name, None) is not None}
+            for m in front_ends]
+    for module, parts in zip(front_ends, kept):
+        for name in parts:
+            setattr(module, name, None)
     model.to(torch.bfloat16)
-    for module in model.modules():
-        if hasattr(module, "_logmel") and hasattr(module, "logmel_extractor"):
-            for name in FRONT_END_MODULES:
-                part = getattr(module, name, None)
-                if part is not None:
-                    part.float()
-            module._logmel = _front_end_fp32(module._logmel, torch.bfloat16)
-            if hasattr(module, "_forward"):
-                module.forward = _fp32_waveform_forward(module)
-    front_end = {id(p) for p in model.parameters() if p.dtype == torch.float32}
+    for module, parts in zip(front_ends, kept):
+        for name, part in parts.items():
+            setattr(module, name, part)
+        module._logmel = _front_end_fp32(module._logmel, torch.bfloat16)
+        if hasattr(module, "_forward"):
+            module.forward = _fp32_waveform_forward(module)
     for module in model.modules():
         own = list(module.parameters(recurse=False))
-        if own and all(p.dtype == torch.bfloat16 for p in own) and not front_end & {id(p) for p in own}:
+        if own and all(p.dtype == torch.bfloat16 for p in own):
             module.register_forward_pre_hook(_cast_inputs_to_bf16)
     return model
 
@@ -248,3 +266,21 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, device="
     if compile:
         fast = torch.compile(fast)
     return fast
+
+
+def calibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
+    """Set BatchNorm running statistics from ``batches`` of waveforms (cumulative average).
+
+    For measuring with random weights: default statistics (mean 0, variance 1) let
+    activations grow layer after layer, which no trained model does. Returns ``model``
+    in eval mode.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(torch.as_tensor(batch))
+    return model.eval()
