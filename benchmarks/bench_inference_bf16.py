@@ -26,7 +26,7 @@ inputs are synthetic (tones, chirps, noise bursts) because no audio is bundled.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_inference_bf16.py                # all three models
+    .venv/bin/python benchmarks/bench_inference_bf16.py                # all four models
     .venv/bin/python benchmarks/bench_inference_bf16.py --models Cnn10 --repeats 2 --batch-size 1
 
 Results: a markdown table on stdout and JSON in ``runs/benchmarks/inference_bf16.json``.
@@ -197,6 +197,9 @@ def main(argv=None) -> int:
     for name in args.models:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
         rows.append(bench_model(name, args, clips, calib))
+        row = rows[-1]  # each model's figures as soon as they exist (long runs may be cut short)
+        print(json.dumps({k: row[k] for k in row if k.endswith(("_s", "diff", "overlap")) or k == "model"}),
+              file=sys.stderr, flush=True)
     env["load_average_end"] = os.getloadavg()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

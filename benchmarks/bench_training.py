@@ -239,6 +239,7 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int)
     p.add_argument("--seconds", type=float, help="clip length")
     p.add_argument("--map-steps", type=int, help="CPU suite: training steps before the mAP")
+    p.add_argument("--map-models", nargs="+", help="CPU suite: models for the mAP comparison")
     p.add_argument("--packed-root", help="GPU suite: data root with a packed corpus for the loader test")
     p.add_argument("--loader-workers", type=int, nargs="+")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -248,7 +249,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     suite = dict(SUITES["quick" if args.quick else device.type if device.type in SUITES else "cpu"])
-    for key in ("batch", "steps", "warmup", "seconds", "map_steps", "loader_workers"):
+    for key in ("batch", "steps", "warmup", "seconds", "map_steps", "map_models", "loader_workers"):
         if getattr(args, key) is not None:
             suite[key] = getattr(args, key)
     if args.models or args.precision:  # a custom grid replaces the suite's timing part
