@@ -13,10 +13,11 @@ checkpoints):
   that input before it is used.
 * **channels_last** memory format for the 4-D weights, which oneDNN's convolutions
   prefer.
-* **bfloat16 weights** (``precision="bf16"``): the whole trunk and head hold and
-  compute in bfloat16 (not autocast, which would cast every weight on every call),
-  while the log-mel front end (STFT, mel filterbank, ``bn0``) stays float32: a power
-  spectrum taken to dB in bfloat16 loses most of its low-level detail.
+* **bfloat16 weights** (``precision="bf16"``): the convolutional trunk holds and
+  computes in bfloat16 (not autocast, which would cast every weight on every call),
+  while the log-mel front end (STFT, mel filterbank, ``bn0``) stays float32 (a power
+  spectrum taken to dB in bfloat16 loses most of its low-level detail), and so do
+  the fully connected layers (little compute, but they set the output scale).
 * **torch.compile** (inductor) as an opt-in (``compile=True``): the first call
   compiles (minutes on a small CPU; inductor caches the result on disk, so later
   processes warm up faster).
@@ -197,6 +198,11 @@ def _cast_inputs_to_bf16(module, args):
                  and a.dtype != torch.bfloat16 else a for a in args)
 
 
+def _cast_inputs_to_fp32(module, args):
+    """Forward pre-hook: floating tensor inputs of a float32 layer become float32."""
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
 def _fp32_waveform_forward(model: nn.Module):
     """Eval-only forward that checks the waveform but keeps it float32 for the front end.
 
@@ -226,7 +232,12 @@ def to_bf16_keep_front_end(model: nn.Module) -> nn.Module:
     for module, parts in zip(front_ends, kept):
         for name in parts:
             setattr(module, name, None)
+    # the fully connected head is a sliver of the compute but sets the output scale: keep it fp32
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
     model.to(torch.bfloat16)
+    for head in heads:
+        head.float()
+        head.register_forward_pre_hook(_cast_inputs_to_fp32)
     for module, parts in zip(front_ends, kept):
         for name, part in parts.items():
             setattr(module, name, part)
