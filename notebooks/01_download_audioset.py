@@ -27,6 +27,7 @@ acquire = {}
 # %%
 import json, os
 import pandas as pd
+from IPython.display import display
 if data_source == "generated":
     from panns_core.data.synthetic import generate_corpus
     info = generate_corpus(data_root, **generate)

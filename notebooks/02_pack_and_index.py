@@ -24,8 +24,13 @@ pack = {}
 # **Where we differ, and why.** Missing clips are left out and listed instead of being packed as silent all-negative rows; a validation split exists so that the eval set is used once, for reporting.
 
 # %%
+import os
 import pandas as pd
+from panns_core.notebook_inputs import stop
 from panns_core.stages import prepare_indexes
+if not os.path.isdir(os.path.join(data_root, "metadata")):
+    stop(f"{data_root}/metadata does not exist: run notebook 01_download_audioset first (it downloads AudioSet or "
+         f"generates the corpus; or `python -m panns_core.data synthetic {data_root}`)")
 summary = prepare_indexes(data_root, **pack)
 pd.DataFrame(summary["indexes"]).T
 
