@@ -13,6 +13,7 @@ figures_dir = "figures/smoke"
 data_root = "data/smoke"
 data_source = "generated"
 pack = {}
+packed = False  # True: data_root is an already packed copy: no packing, only missing indexes are built
 
 # %% [markdown]
 # # 02 · Pack waveforms into HDF5 and build the indexes
@@ -27,11 +28,15 @@ pack = {}
 import os
 import pandas as pd
 from panns_core.notebook_inputs import stop
-from panns_core.stages import prepare_indexes
-if not os.path.isdir(os.path.join(data_root, "metadata")):
-    stop(f"{data_root}/metadata does not exist: run notebook 01_download_audioset first (it downloads AudioSet or "
-         f"generates the corpus; or `python -m panns_core.data synthetic {data_root}`)")
-summary = prepare_indexes(data_root, **pack)
+from panns_core.stages import prepare_indexes, use_packed_copy
+if packed:
+    summary = use_packed_copy(data_root, **pack)
+    print(f"packed copy {data_root} used as it is; indexes built now: {[os.path.basename(p) for p in summary['built']]}")
+else:
+    if not os.path.isdir(os.path.join(data_root, "metadata")):
+        stop(f"{data_root}/metadata does not exist: run notebook 01_download_audioset first (it downloads AudioSet "
+             f"or generates the corpus; or `python -m panns_core.data synthetic {data_root}`)")
+    summary = prepare_indexes(data_root, **pack)
 pd.DataFrame(summary["indexes"]).T
 
 # %% [markdown]

@@ -48,8 +48,7 @@ def require_packed_data(data_root: str, profile: str, index: str = "full_train")
     path = os.path.join(data_root, "hdf5s", "indexes", f"{index}.h5")
     if not os.path.exists(path):
         stop(f"{path} does not exist: make the data with notebooks 01_download_audioset and 02_pack_and_index "
-             f"(or `{pipeline_hint(profile)} --only download_audioset --only pack_and_index`; "
-             f"for the generated corpus in one go: `python -m panns_core.data prepare {data_root}`)")
+             f"(or `{pipeline_hint(profile)} --only download_audioset --only pack_and_index`)")
 
 
 def require_runs(runs: dict, run_root: str, profile: str) -> None:
