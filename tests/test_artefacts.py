@@ -91,4 +91,4 @@ def test_manifest_lists_produced_and_missing_with_reasons(tmp_path):
     m = artefacts.build_manifest(figs, "tiny", not_in_profile={"fig_6": "not in this profile"}, root=str(tmp_path))
     assert m["not_in_profile"] == {"fig_6": "not in this profile"} and "fig_6" not in m["missing"]
     assert m["counts"]["expected"] == len(artefacts.ARTEFACT_IDS) - 1 and m["counts"]["not_in_profile"] == 1
-    assert set(m["artefacts"]) | set(m["missing"]) == set(artefacts.ARTEFACT_IDS)
+    assert set(m["artefacts"]) | set(m["missing"]) | set(m["not_in_profile"]) == set(artefacts.ARTEFACT_IDS)
