@@ -50,7 +50,10 @@ import pandas as pd
 import torch
 
 from panns_core.data.pack import index_path
+from panns_core.notebook_inputs import require_packed_data
 from panns_core.released_eval import ZENODO, load_registry, rescore_all, table_rows
+
+require_packed_data(data_root, profile, "eval")
 
 device_name = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 registry = load_registry(registry_file) if registry_file else None

@@ -51,6 +51,7 @@ from panns_core.artefacts import save_figure, save_table
 from panns_core.data.audioset import metadata_paths, read_class_labels, read_segments_csv, segments_targets
 from panns_core.findings import findings_frame, write_findings
 from panns_core.labels import packaged_labels_path
+from panns_core.notebook_inputs import pipeline_hint, stop
 from panns_core.released_eval import PAPER_TABLES, read_results
 
 released_dir = os.path.join(run_root, "released")
@@ -59,7 +60,8 @@ errors_path = os.path.join(released_dir, "errors.json")
 errors = json.load(open(errors_path)) if os.path.exists(errors_path) else {}
 print(f"{len(results)} released checkpoints scored; not scored: {errors or 'none'}")
 if not results:
-    raise RuntimeError(f"{released_dir}: no result files (run 08_score_released_checkpoints first)")
+    stop(f"{released_dir}: no released-checkpoint result files: run notebook 08_score_released_checkpoints first "
+         f"(or `{pipeline_hint(profile)} --only score_released_checkpoints`)")
 sets = {(r["eval_set"]["num_clips"], r["eval_set"]["sha256"]) for r in results.values()}
 print("eval sets:", [f"{n} clips, sha256 {s}" for n, s in sorted(sets)])
 
