@@ -52,7 +52,7 @@ from panns_core.data.audioset import metadata_paths, read_class_labels, read_seg
 from panns_core.findings import findings_frame, write_findings
 from panns_core.labels import packaged_labels_path
 from panns_core.notebook_inputs import pipeline_hint, stop
-from panns_core.released_eval import PAPER_TABLES, read_results
+from panns_core.released_eval import PAPER_TABLES, read_results, table_rows
 
 released_dir = os.path.join(run_root, "released")
 results = read_results(released_dir)
@@ -69,6 +69,7 @@ print("eval sets:", [f"{n} clips, sha256 {s}" for n, s in sorted(sets)])
 # ## Tables: paper / released checkpoint on our eval copy / difference
 
 # %%
+released_models = {r["model"] for r in table_rows()}
 KEY = {"table_VII": "embedding_size", "table_IX": "sample_rate", "table_X": "mel_bins", "table_XI": "model"}
 
 
@@ -84,13 +85,14 @@ def released_table(table_id):
             theirs = row[metric] if row[metric] is not None else np.nan
             out[f"paper {label}"], out[f"released {label}"], out[f"diff {label}"] = theirs, ours, ours - theirs
         out["eval clips"] = r["eval_set"]["num_clips"] if r else np.nan
-        out["eval sha256"] = r["eval_set"]["sha256"] if r else ("not released" if row["model"] not in
-                                                               paper.TABLE_XI and row["model"] in
-                                                               ("Cnn14_mel32", "Cnn14_mel128") else
-                                                               errors.get(row["model"], "not scored"))
+        # no result: the error that stopped it, or why there is none
+        out["eval sha256"] = r["eval_set"]["sha256"] if r else errors.get(
+            row["model"], "not scored" if row["model"] in released_models else "never released")
         out["precision"] = r["precision"] if r else ""
         rows.append(out)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df["eval clips"] = df["eval clips"].astype("Int64")  # a count, empty where nothing was scored
+    return df
 
 
 for table_id in ("table_XI", "table_IX", "table_X", "table_VII"):

@@ -537,6 +537,11 @@ def transfer_claims(run_root: str) -> list:
              "rule": ("holds when the fine-tune - scratch gap at the fewest shots exceeds the spread and the gap "
                       "with the most clips by more than the spread (spread: larger seed std at the fewest shots)"),
              "spread": None}]
+    run_strategies = sorted({s for df in results.values() for s in df["strategy"].astype(str)})
+    if results and not {"scratch", "finetune"} <= set(run_strategies):  # e.g. the released profile: frozen heads
+        for row in rows:
+            row["ours"] = (f"needs scratch and fine-tune runs; transfer ran {', '.join(run_strategies)} on "
+                           f"{', '.join(sorted(results))}")
     for task, df in results.items():
         shots = _shot_order(df["shots"].astype(str))
         if not shots:

@@ -169,3 +169,6 @@ def test_released_profile_end_to_end(tmp_path, zenodo):
     assert rows["sample_rate"]["verdict"] == findings.NOT_MEASURED
     assert rows["sample_rate"]["ours"] == "no released checkpoint for: 8 kHz, 16 kHz"  # CNN6/10 are 32 kHz
     assert rows["mel_bins"]["ours"].startswith("no released checkpoint for: 32 mel bins")
+    assert rows["pretraining_transfer"]["verdict"] == findings.NOT_MEASURED
+    assert rows["pretraining_transfer"]["ours"] == ("needs scratch and fine-tune runs; transfer ran freeze_l1, "
+                                                    "freeze_l3 on esc50")
