@@ -82,7 +82,7 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
                  produces=("fig_12",)),
     # Second owner of these ids (artefact_owners keeps the first): the released profile's tables and figures.
     NotebookRole("16_released_tables_figures", "released_artefacts", parameters=("data",),
-                 reads_if_present=("released",), writes=("findings.json",),
+                 reads_if_present=("released", "transfer"), writes=("findings.json",),
                  produces=("table_VII", "table_IX", "table_X", "table_XI", "fig_3", "fig_5", "fig_12")),
     # Always the last stage; reads every stage's record and the manifest.
     NotebookRole("19_build_report", "report", writes=("report.html",)),
