@@ -172,3 +172,18 @@ def test_released_profile_end_to_end(tmp_path, zenodo):
     assert rows["pretraining_transfer"]["verdict"] == findings.NOT_MEASURED
     assert rows["pretraining_transfer"]["ours"] == ("needs scratch and fine-tune runs; transfer ran freeze_l1, "
                                                     "freeze_l3 on esc50")
+
+
+def test_an_eval_only_packed_copy_is_used_as_it_is(tmp_path):
+    """``data: {packed: PATH}`` with an eval-only copy (what the released profile needs)."""
+    from test_released_eval import make_eval_set
+
+    from panns_core.stages import use_packed_copy
+
+    index = make_eval_set(tmp_path / "copy", n=4, seconds=1.0)
+    os.remove(index)  # the per-file index is rebuilt; the waveform file is read as it is
+    summary = use_packed_copy(str(tmp_path / "copy"), validation_fraction=None)
+    assert [os.path.basename(p) for p in summary["built"]] == ["eval.h5"]
+    assert summary["eval_manifest"]["num_clips"] == 4 and list(summary["indexes"]) == ["eval"]
+    with pytest.raises(FileNotFoundError, match="no training waveform file .* eval-only copy"):
+        use_packed_copy(str(tmp_path / "copy"), validation_fraction=0.1)
