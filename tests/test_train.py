@@ -14,18 +14,13 @@ from panns_core.train import (
     train,
 )
 from train_doubles import (
+    stable_statistics,
     constant_net_factory,
     in_memory_data,
     killing_factory,
     tiny_config,
     tiny_net_factory,
 )
-
-VOLATILE = ("wall_time_s", "clips_per_second", "eval_seconds")
-
-
-def _stable(lines):
-    return [{k: v for k, v in line.items() if k not in VOLATILE} for line in lines]
 
 
 # ----------------------------------------------------------------------------- config
@@ -135,7 +130,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     assert [l["iteration"] for l in read_statistics(broken)] == [0, 3]
     train(tiny_config(broken, balanced=balanced, num_workers=1), data=data)  # auto-resume from latest.pt
 
-    assert _stable(read_statistics(broken)) == _stable(read_statistics(full))
+    assert stable_statistics(read_statistics(broken)) == stable_statistics(read_statistics(full))
     a = torch.load(full / "checkpoints" / "latest.pt", weights_only=True)
     b = torch.load(broken / "checkpoints" / "latest.pt", weights_only=True)
     for key in a["model"]:
@@ -152,7 +147,7 @@ def test_resume_extends_a_finished_run_and_rejects_a_changed_recipe(tmp_path):
     train(tiny_config(part, iterations=6, balanced="alternate"), data=data)
     # Iteration 3 was the final evaluation of the short run and is an evaluation
     # point of the long one too, so the files agree line for line.
-    assert _stable(read_statistics(part)) == _stable(read_statistics(full))
+    assert stable_statistics(read_statistics(part)) == stable_statistics(read_statistics(full))
     with pytest.raises(ValueError, match="batch_size=8, this config has 4"):
         train(tiny_config(part, iterations=9, batch_size=4, balanced="alternate"), data=data)
     with pytest.raises(ValueError, match="resume='never'"):

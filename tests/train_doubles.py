@@ -143,3 +143,12 @@ def make_corpus(root) -> str:
     results = pack_dataset(root, splits=("eval", "balanced_train"), sample_rate=SAMPLE_RATE, clip_seconds=1.0)
     assert all(r.complete for r in results.values()), results
     return root
+
+
+VOLATILE_STATISTICS = ("wall_time_s", "clips_per_second", "eval_seconds")
+"""Statistics keys that measure time: they differ between two otherwise identical runs."""
+
+
+def stable_statistics(lines):
+    """Statistics lines without their timing keys (what resume equality compares)."""
+    return [{k: v for k, v in line.items() if k not in VOLATILE_STATISTICS} for line in lines]
