@@ -21,7 +21,7 @@ packed = False  # True: data_root is an already packed PANNs-format copy (the pr
 #
 # **What the paper did.** Downloaded each clip of the three segment CSVs from YouTube with youtube-dl, cut it with ffmpeg to the labelled 10 s, and kept mono 32 kHz WAVs; about 6% of the videos were already gone.
 #
-# **What we do.** `data_source: audioset` calls `panns_core.data.acquire` (yt-dlp + ffmpeg, resumable, every failure recorded in `failures.csv`). `data_source: generated` writes the generated corpus in exactly the same layout (metadata CSVs, `audios/<split>/Y<id>.wav`), so everything downstream is unchanged.
+# **What we do.** `data_source: audioset` calls `panns_core.data.acquire` (yt-dlp + ffmpeg, resumable, every failure recorded in `failures.csv`), or with `acquire: {source: hf}` reads the Hugging Face Hub mirror (`panns_core.data.hf_audioset`: parquet shards decoded once to 32 kHz WAVs, clips absent from the mirror listed in `failures.csv`). `data_source: generated` writes the generated corpus in exactly the same layout (metadata CSVs, `audios/<split>/Y<id>.wav`), so everything downstream is unchanged.
 #
 # **Where we differ, and why.** The official script only ever downloaded 10 rows per CSV (its `--mini_data` flag defaults to true); ours downloads everything it is asked to and lists what it could not get. Your copy of AudioSet will differ from the authors' (videos disappear); the eval-set sha256 written by the next stage identifies it.
 
@@ -45,9 +45,16 @@ elif data_source == "audioset":
     from panns_core.data import acquire as acq
     options = dict(acquire)
     splits = options.pop("splits", ["eval", "balanced_train", "unbalanced_train"])
+    source = options.pop("source", "yt-dlp")   # "hf": the Hugging Face Hub mirror (hf_repo, hf_dir, revision, ...)
     if not options.pop("skip_metadata", False):
         acq.download_metadata(data_root)
-    summaries = {split: acq.acquire_split(data_root, split, **options) for split in splits}
+    if source == "hf":
+        from panns_core.data.hf_audioset import acquire_split_hf
+        summaries = {split: acquire_split_hf(data_root, split, **options).line() for split in splits}
+    elif source == "yt-dlp":
+        summaries = {split: acq.acquire_split(data_root, split, **options) for split in splits}
+    else:
+        raise ValueError(f"acquire.source must be 'yt-dlp' or 'hf', got {source!r}")
     for split, summary in summaries.items():
         print(split, summary)
 else:

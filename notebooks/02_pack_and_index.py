@@ -46,7 +46,7 @@ pd.DataFrame(summary["indexes"]).T
 print(summary["eval_manifest"])
 
 # %% [markdown]
-# ## The long tail: clips per class in the training index
+# ## The long tail: clips per class in the training index (the eval index when only eval was packed)
 # The balanced sampler (notebook 05) exists because of this shape.
 
 # %%
@@ -61,11 +61,12 @@ from IPython.display import Audio, display
 from panns_core.data.index import read_index
 from panns_core.data.pack import hdf5s_dir, index_path
 
-train = read_index(index_path(data_root, "full_train"))
+shown = "full_train" if os.path.exists(index_path(data_root, "full_train")) else "eval"  # eval-only profiles
+train = read_index(index_path(data_root, shown))
 per_class = np.sort(train.targets.sum(axis=0))[::-1]
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.bar(np.arange(len(per_class)), per_class, width=1.0)
-ax.set(yscale="log", xlabel="class (most clips first)", ylabel="clips", title=f"full_train: {len(train)} clips")
+ax.set(yscale="log", xlabel="class (most clips first)", ylabel="clips", title=f"{shown}: {len(train)} clips")
 plt.show()
 
 # %% [markdown]

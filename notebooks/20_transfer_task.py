@@ -27,6 +27,7 @@ clip_seconds = 1.0           # None keeps the native length of each task (5 s ES
 segment_seconds = 1.0        # DCASE 2018 Task 2 training segments (paper and None: 4 s), at least 1 s for SpecAugment
 synthetic = True             # True: generated stand-ins in each dataset's layout; False: real data in data_dir
 data_dir = "data/transfer"   # real data: <data_dir>/<task>/ as extracted from the official archives
+download = False             # real data: fetch and extract each task's archives into <data_dir>/<task>/ first
 synthetic_dir = None         # default: <run_root>/transfer/standins
 embedding_cache_dir = None   # default: <run_root>/transfer/embedding_cache
 
@@ -71,14 +72,28 @@ cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_override
 print(task_list, cfg)
 
 # %%
-outputs = {}
+import json
+outputs, task_errors = {}, {}
 for task in task_list:
-    out = run_task(task, cfg, strategies=strategies, shots=parse_shots(shots), folds=folds,
-                   seeds=seeds, run_root=run_root,
-                   data_dir=None if synthetic else os.path.join(data_dir, task),
-                   synthetic_dir=synthetic_root if synthetic else None, embedding_cache_dir=cache_root)
+    try:  # a task whose data cannot be fetched or read is recorded; the other tasks go on
+        if download and not synthetic:
+            from panns_core.transfer import download_task
+            download_task(task, os.path.join(data_dir, task))
+        out = run_task(task, cfg, strategies=strategies, shots=parse_shots(shots), folds=folds,
+                       seeds=seeds, run_root=run_root,
+                       data_dir=None if synthetic else os.path.join(data_dir, task),
+                       synthetic_dir=synthetic_root if synthetic else None, embedding_cache_dir=cache_root)
+    except Exception as exc:  # noqa: BLE001 - batch job: record and go on
+        task_errors[task] = f"{type(exc).__name__}: {exc}"
+        print(f"{task}: FAILED {task_errors[task]}")
+        continue
     outputs[task] = out
     print(task, out["info"]["data"], f"{out['info']['wall_s']} s")
+os.makedirs(os.path.join(run_root, "transfer"), exist_ok=True)
+with open(os.path.join(run_root, "transfer", "errors.json"), "w") as f:
+    json.dump(task_errors, f, indent=1)
+if not outputs:
+    raise RuntimeError(f"no transfer task could be run: {task_errors}")
 
 # %%
 from panns_core.transfer.fewshot import summarise

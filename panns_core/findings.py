@@ -20,6 +20,15 @@ compared with one stated rule:
   every element exists and some step does not; it is *not measured at this
   scale* when the runs it needs are not in the profile.
 
+**Released checkpoints** (the ``released`` profile): a claim that no trained run
+tests is judged from the re-scored released checkpoints in
+``<run_root>/released/<model>.json`` when they test it (deeper CNNs, MobileNets'
+trade-off, Wavegram-Logmel best, sample rate, embedding size), with its own
+spread: twice the standard error of the paired per-class AP differences
+(:data:`RELEASED_RULE`); the row names the eval set's size and SHA-256. Claims
+that no released checkpoint tests (sampling, mixup, data amount, hop size, mel
+bins: those systems were never released) stay *not measured*, naming what is missing.
+
 Transfer claims read ``<run_root>/transfer/<task>/results.csv`` (one row per
 strategy x shots x fold x seed): the spread there is the larger of the two
 strategies' seed-to-seed standard deviations at that number of shots.
@@ -395,6 +404,96 @@ def evaluate_claim(claim: Claim, runs: dict, reference: Optional[str], spread: S
     return row
 
 
+# ---------------------------------------------------------------------------- released checkpoints
+
+RELEASED_DIR = "released"
+"""``<run_root>/released/<model>.json``: released checkpoints re-scored (:mod:`panns_core.released_eval`)."""
+RELEASED_FORMAT = "panns_core.released_result/1"
+RELEASED_RULE = ("released checkpoints: a claim 'A < B' holds when mAP(B) - mAP(A) > spread, spread = 2 x the "
+                 "standard error of the mean of the paired per-class AP differences (classes with positives "
+                 "in the eval set); all compared checkpoints scored on the same eval set (same SHA-256)")
+
+
+def read_released(run_root: str) -> dict:
+    """``{model: result}`` of the released-checkpoint result files under ``<run_root>/released``."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(run_root, RELEASED_DIR, "*.json"))):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+        if isinstance(record, dict) and record.get("format") == RELEASED_FORMAT:
+            out[record["model"]] = record
+    return out
+
+
+def _paired_spread(a: dict, b: dict) -> Optional[float]:
+    """2 x standard error of the mean per-class AP difference of two results (None under 2 classes)."""
+    d = [y - x for x, y in zip(a["per_class_AP"], b["per_class_AP"]) if x is not None and y is not None]
+    if len(d) < 2:
+        return None
+    return 2.0 * float(np.std(d, ddof=1)) / math.sqrt(len(d))
+
+
+def released_claim(claim: Claim, released: dict) -> dict:
+    """One findings row from released-checkpoint scores (:data:`RELEASED_RULE`)."""
+    row = {"id": claim.id, "claim": claim.claim,
+           "paper": " < ".join(f"{e.label} {_fmt(e.paper)}" for e in claim.chain),
+           "ours": "", "verdict": NOT_MEASURED, "evidence": {"artefacts": list(claim.evidence_ids), "runs": []},
+           "rule": RELEASED_RULE, "spread": None, "source": "released checkpoints"}
+    records = {m: RunRecord(m, {"model": m}, [{"iteration": 0, "split": "eval", "mAP": r["mAP"]}],
+                            setting_of({"model": m})) for m, r in released.items()}
+    need = claim.min_present or len(claim.chain)
+    chain = list(claim.chain)
+    while len(chain) > need and not any(chain[-1].matches(r.setting) for r in records.values()):
+        chain.pop()
+    anchors = sorted((r for r in records.values() if chain[-1].matches(r.setting)),
+                     key=lambda r: -released[r.name]["mAP"])
+    picked = []
+    for anchor in anchors:
+        chosen = []
+        for element in chain[:-1]:
+            cands = [r for r in records.values() if element.matches(r.setting) and r.name != anchor.name
+                     and _consistent(r.setting, anchor.setting, claim.vary)]
+            chosen.append(max(cands, key=lambda r: released[r.name]["mAP"]) if cands else None)
+        if all(chosen):
+            picked = chosen + [anchor]
+            break
+    if not picked:
+        present = {e.label for e in chain if any(e.matches(r.setting) for r in records.values())}
+        missing = [e.label for e in chain if e.label not in present]
+        row["ours"] = "no released checkpoint for: " + ", ".join(missing or [chain[-1].label])
+        return row
+    results = [released[r.name] for r in picked]
+    sets = {(r["eval_set"]["num_clips"], r["eval_set"]["sha256"]) for r in results}
+    row["evidence"]["runs"] = [f"{RELEASED_DIR}/{r.name}.json" for r in picked]
+    if len(sets) > 1:
+        row["ours"] = "the checkpoints were scored on different eval sets: " + ", ".join(
+            f"{r['model']} {r['eval_set']['sha256'][:12]}" for r in results)
+        return row
+    (num_clips, sha), = sets
+    spreads = [_paired_spread(a, b) for a, b in zip(results, results[1:])]
+    if any(s is None for s in spreads):
+        row["ours"] = "fewer than two classes with positives in the eval set"
+        return row
+    steps = [b["mAP"] - a["mAP"] for a, b in zip(results, results[1:])]
+    ok = all(d > s for d, s in zip(steps, spreads))
+    note = ""
+    if claim.extra is not None:
+        extra_ok, note = claim.extra(picked)
+        ok = ok and extra_ok
+    labels = [e.label for e in chain]
+    row["ours"] = (", ".join(f"{lab} ({r['model']}) {r['mAP']:.3f}" for lab, r in zip(labels, results))
+                   + f" (released checkpoints, {results[-1]['precision']}; spread {', '.join(f'{s:.3f}' for s in spreads)}"
+                   + (f"; {note}" if note else "") + f"; eval set {num_clips} clips, sha256 {sha})")
+    row["verdict"] = HOLDS if ok else FAILS
+    row["spread"] = max(spreads)
+    row["ours_values"] = {lab: r["mAP"] for lab, r in zip(labels, results)}
+    row["eval_set"] = {"num_clips": num_clips, "sha256": sha}
+    return row
+
+
 # ---------------------------------------------------------------------------- transfer claims
 
 
@@ -438,6 +537,11 @@ def transfer_claims(run_root: str) -> list:
              "rule": ("holds when the fine-tune - scratch gap at the fewest shots exceeds the spread and the gap "
                       "with the most clips by more than the spread (spread: larger seed std at the fewest shots)"),
              "spread": None}]
+    run_strategies = sorted({s for df in results.values() for s in df["strategy"].astype(str)})
+    if results and not {"scratch", "finetune"} <= set(run_strategies):  # e.g. the released profile: frozen heads
+        for row in rows:
+            row["ours"] = (f"needs scratch and fine-tune runs; transfer ran {', '.join(run_strategies)} on "
+                           f"{', '.join(sorted(results))}")
     for task, df in results.items():
         shots = _shot_order(df["shots"].astype(str))
         if not shots:
@@ -472,9 +576,17 @@ def compute_findings(run_root: str, reference: Optional[str] = None) -> dict:
     runs = read_runs(run_root)
     reference = _reference_name(run_root, runs, reference)
     spread = estimate_spread(runs, reference)
-    rows = [evaluate_claim(c, runs, reference, spread) for c in CLAIMS] + transfer_claims(run_root)
+    released = read_released(run_root)
+    rows = []
+    for c in CLAIMS:
+        row = evaluate_claim(c, runs, reference, spread)
+        if released and row["verdict"] == NOT_MEASURED:  # no trained runs test it: the released checkpoints may
+            row = released_claim(c, released)
+        rows.append(row)
+    rows += transfer_claims(run_root)
     return {"run_root": os.path.basename(os.path.normpath(run_root)), "reference_run": reference,
-            "rule": RULE, "spread": {"value": spread.value, "rule": spread.rule, "runs": spread.runs},
+            "rule": RULE, "released_rule": RELEASED_RULE if released else None,
+            "released_checkpoints": sorted(released), "spread": {"value": spread.value, "rule": spread.rule, "runs": spread.runs},
             "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}, "rows": rows}
 
 

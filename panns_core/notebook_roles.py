@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "artefacts", "transfer",
-         "transfer_artefacts", "inference", "report")
+ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "released", "artefacts",
+         "released_artefacts", "transfer", "transfer_artefacts", "inference", "report")
 """Kinds of stage. ``acquire`` and ``pack`` are the data stages every later data reader waits for."""
 
 DATA_ROLES = ("acquire", "pack")
@@ -64,6 +64,9 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     # Its own run's training stage is a dependency too (see pipeline.derive_stages).
     NotebookRole("04_evaluate_system", "evaluate", parameters=("data", "run_name"), reads=DATA_ROLES,
                  writes=("evaluate/",)),
+    # The released profile: score the released checkpoints on the packed eval set (no training).
+    NotebookRole("08_score_released_checkpoints", "released", parameters=("data",), reads=DATA_ROLES,
+                 writes=("released/",)),
     NotebookRole("10_tables_audioset", "artefacts", parameters=("compare",), reads_if_present=("train", "evaluate"),
                  produces=_AUDIOSET_TABLES),
     NotebookRole("11_table_complexity", "artefacts", reads_if_present=("train", "evaluate"),
@@ -77,10 +80,15 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
                  produces=("fig_5",)),
     NotebookRole("15_figure_classwise_ap_sorted", "artefacts", reads_if_present=("train", "evaluate"),
                  produces=("fig_12",)),
+    # Second owner of these ids (artefact_owners keeps the first): the released profile's tables and figures.
+    NotebookRole("16_released_tables_figures", "released_artefacts", parameters=("data",),
+                 reads_if_present=("released", "transfer"), writes=("findings.json",),
+                 produces=("table_VII", "table_IX", "table_X", "table_XI", "fig_3", "fig_5", "fig_12")),
     # Always the last stage; reads every stage's record and the manifest.
     NotebookRole("19_build_report", "report", writes=("report.html",)),
     # A backbone checkpoint named in its parameters makes that training stage a dependency.
-    NotebookRole("20_transfer_task", "transfer", writes=("transfer/",)),
+    # In the released profile it reads the checkpoint the released stage downloaded and verified.
+    NotebookRole("20_transfer_task", "transfer", reads_if_present=("released",), writes=("transfer/",)),
     NotebookRole("21_transfer_tables_figures", "transfer_artefacts", reads_if_present=("transfer",),
                  produces=_TRANSFER),
     NotebookRole("30_pretrained_inference_demo", "inference", writes=("inference/",)),
@@ -101,5 +109,10 @@ def stems_with_role(role: str) -> list[str]:
 
 
 def artefact_owners() -> dict[str, str]:
-    """Artefact id -> stem of the notebook that produces it."""
-    return {artefact_id: r.stem for r in NOTEBOOK_ROLES.values() for artefact_id in r.produces}
+    """Artefact id -> stem of the notebook that produces it (the first row naming it: the training
+    profiles' owner; a profile's own stage list says which notebook made it there)."""
+    owners: dict[str, str] = {}
+    for r in NOTEBOOK_ROLES.values():
+        for artefact_id in r.produces:
+            owners.setdefault(artefact_id, r.stem)
+    return owners

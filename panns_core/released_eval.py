@@ -67,6 +67,47 @@ def released_registry() -> Mapping:
     return RELEASED_CHECKPOINTS
 
 
+def load_registry(path: str) -> dict:
+    """A released-weights table from a JSON file (for a mirror of the record with its own files):
+    a list of ``{"filename", "model_name", "md5"}`` (``md5`` may be null: Zenodo's metadata
+    then verifies the file). Returns file name -> ReleasedCheckpoint."""
+    from panns_core.released import ReleasedCheckpoint
+
+    with open(path) as f:
+        try:
+            entries = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of {{filename, model_name, md5}} entries")
+    out = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or not e.get("filename") or not e.get("model_name"):
+            raise ValueError(f"{path}: entry {i} needs 'filename' and 'model_name', got {e!r}")
+        out[e["filename"]] = ReleasedCheckpoint(e["filename"], e.get("url", ""), e["model_name"], e.get("size"),
+                                                e.get("md5"))
+    return out
+
+
+def read_results(out_dir: str) -> dict:
+    """``{model: result record}`` of every ``<out_dir>/<model>.json`` written by :func:`rescore`."""
+    out = {}
+    if not os.path.isdir(out_dir):
+        return out
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".json") or name == "errors.json":
+            continue
+        path = os.path.join(out_dir, name)
+        with open(path) as f:
+            try:
+                record = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+        if record.get("format") == RESULT_FORMAT:
+            out[record["model"]] = record
+    return out
+
+
 def _by_model(registry: Mapping) -> dict:
     return {c.model_name: c for c in registry.values()}
 

@@ -78,7 +78,11 @@ def prepare_indexes(data_root: str, *, sample_rate: int = 32000, clip_seconds: f
         out = f"{train_base[:-3]}_frac{float(fraction):g}_seed{fraction_seed}.h5"
         P.partial_subset(train_base, float(fraction), fraction_seed, out_h5=out)
         written.append(out)
-    eval_manifest = P.write_eval_manifest(P.index_path(data_root, "eval"))
+    from panns_core.data.acquire import acquisition_source
+
+    # the clips' source (yt-dlp, Hub mirror + revision) stays in the manifest every result copies
+    eval_manifest = P.write_eval_manifest(P.index_path(data_root, "eval"),
+                                          data_source=acquisition_source(data_root, "eval"))
     indexes = {os.path.basename(p)[:-3]: _index_summary(p) for p in written if os.path.exists(p)}
     return {
         "packed": {name: {"packed": r.packed, "excluded": r.excluded, "reasons": r.reasons}
@@ -121,8 +125,9 @@ def use_packed_copy(data_root: str, *, validation_fraction: float | None = 0.05,
     if P.train_index_parts(data_root):
         build(P.index_path(data_root, "full_train"), lambda: P.combine_full_train(data_root))
     train_base = P.index_path(data_root, "full_train")
-    if not os.path.exists(train_base):
-        raise FileNotFoundError(f"{waveforms}: no training waveform file (balanced_train.h5 or unbalanced_train_partNN.h5)")
+    if not os.path.exists(train_base) and (validation_fraction or fractions):  # an eval-only copy needs neither
+        raise FileNotFoundError(f"{waveforms}: no training waveform file (balanced_train.h5 or unbalanced_train_partNN.h5)"
+                                " for the validation split / fractions (set validation_fraction: null for an eval-only copy)")
     written = [P.index_path(data_root, s) for s in ("eval", "balanced_train", "full_train")]
     if validation_fraction:
         validation = P.index_path(data_root, "validation")

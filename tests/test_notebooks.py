@@ -46,8 +46,17 @@ def tiny(tmp_path_factory):
     return tiny_run(tmp_path_factory)
 
 
+EXECUTED_ELSEWHERE = {
+    # the released profile's notebooks need a Zenodo-shaped server and a Hub-mirror copy (fixtures)
+    "08_score_released_checkpoints": "tests/test_released_profile.py",
+    "16_released_tables_figures": "tests/test_released_profile.py",
+}
+
+
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_notebook_executes_with_tiny_parameters(tiny, stem):
+    if stem in EXECUTED_ELSEWHERE:
+        pytest.skip(f"executed end to end by {EXECUTED_ELSEWHERE[stem]}")
     root, p, _, log = tiny
     stages = [s for s in p.stages if s.notebook == stem]
     assert stages, f"{stem} is not executed by the tiny profile: add it to panns_core/profiles/tiny.yaml"
