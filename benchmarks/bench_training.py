@@ -147,9 +147,16 @@ def loader_throughput(root: str, workers: list, batch: int, batches: int, drop_c
     from panns_core.data.reader import AudioSetDataset, collate_fn
     from panns_core.samplers import BalancedSampler
 
-    index = index_path(root, "full_train")
-    if not os.path.exists(index):
-        index = index_path(root, "balanced_train")
+    from panns_core.data.index import read_index
+
+    candidates = [index_path(root, name) for name in ("full_train", "balanced_train")]
+    sizes = {p: len(read_index(p)) for p in candidates if os.path.exists(p)}
+    if not any(sizes.values()):
+        manifests = [os.path.join(root, "hdf5s", "waveforms", f) for f in sorted(os.listdir(
+            os.path.join(root, "hdf5s", "waveforms"))) if f.endswith(".manifest.json")]
+        reasons = {m: json.load(open(m)).get("counts", json.load(open(m)).get("excluded")) for m in manifests}
+        raise RuntimeError(f"{root}: the packed corpus has no training clips ({sizes}); pack manifests: {reasons}")
+    index = max(sizes, key=sizes.get)
     rows = []
     for w in workers:
         dropped = drop_page_cache(root) if drop_cache else False

@@ -247,6 +247,8 @@ def load_audio(path, sample_rate: int, *, use_ffmpeg: bool = True) -> np.ndarray
         raise AudioReadError(path, "file is empty (0 bytes)", "empty")
     try:
         audio, sr = _read_soundfile(path)
+    except ImportError:  # a broken installation (e.g. soundfile without cffi), not a bad file
+        raise
     except Exception as sf_error:  # noqa: BLE001 - any libsndfile failure goes to ffmpeg
         if not use_ffmpeg:
             raise AudioReadError(path, f"cannot decode ({sf_error})", "decode") from None

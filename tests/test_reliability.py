@@ -404,3 +404,20 @@ def test_colliding_output_names_get_a_mapping_and_broken_links_are_skipped(tmp_p
     mapping = pd.read_csv(out / "outputs.csv")
     assert mapping.values.tolist() == [[str(folder / "x.flac"), "x"], [str(folder / "x.wav"), "x_2"]]
     assert sorted(os.listdir(out)) == ["outputs.csv", "x.framewise.npy", "x_2.framewise.npy"]
+
+
+def test_a_broken_installation_stops_packing_instead_of_excluding_every_clip(tmp_path, monkeypatch):
+    """A decoder that cannot be imported is the environment's fault: every clip would be 'decode'."""
+    from panns_core import audio_io
+    from panns_core.data import pack
+
+    path = tmp_path / "ok.wav"
+    sf.write(path, np.zeros(SR, dtype=np.float32), SR // 2)  # not at the target rate: full decode path
+
+    def no_backend(*args, **kwargs):
+        raise ModuleNotFoundError("No module named '_cffi_backend'")
+
+    monkeypatch.setattr(audio_io, "_read_soundfile", no_backend)
+    monkeypatch.setattr(pack, "read_native_int16", lambda *a, **k: None)
+    with pytest.raises(ModuleNotFoundError, match="_cffi_backend"):
+        load_clip(str(path), SR, SR)

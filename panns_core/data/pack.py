@@ -102,6 +102,8 @@ def load_clip(path: str, sample_rate: int, clip_samples: int, max_clipped_fracti
         x = load_audio(path, sample_rate)
     except AudioReadError as e:
         return ClipResult(_PACK_REASON.get(e.kind, e.kind), message=str(e))
+    except ImportError:  # a broken installation, not a bad clip: stop instead of excluding every clip
+        raise
     except Exception as e:  # noqa: BLE001 - any other decoder error is a 'decode' failure
         return ClipResult("decode", message=f"{path}: {type(e).__name__}: {e}")
     peak = float(np.max(np.abs(x)))
