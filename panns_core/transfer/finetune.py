@@ -195,14 +195,16 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
              clip_seconds: float | None = None, learning_rate: float | None = None,
              warmup_fraction: float | None = None, schedule: str | None = None, spec_augment: str = "scaled",
              evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
-             progress: bool = True, log=print) -> FinetuneResult:
+             device: str = "auto", progress: bool = True, log=print) -> FinetuneResult:
     """Train ``strategy`` on a labelled folder and write the report folder ``output``; see the module docstring.
 
     ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction`` or
     ``schedule`` means the data-fitted default. ``evaluations`` is how often
-    (evenly spaced) the held-out accuracy is computed during training.
+    (evenly spaced) the held-out accuracy is computed during training. ``device``:
+    ``auto`` (CUDA when present), ``cpu``, ``cuda`` ...; the saved model is on the CPU.
     """
     from panns_core.models import model_info
+    from panns_core.runtime import resolve_device
 
     check_strategy(strategy)
     if iterations < 1:
@@ -211,6 +213,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         raise ValueError(f"strategy {strategy!r} starts from a pretrained model: give checkpoint= "
                          "(a released name such as Cnn14, or a .pth file); only 'scratch' starts from random weights")
     say = log or (lambda *_: None)
+    device = str(resolve_device(device))
     t0 = time.perf_counter()
     backbone = _backbone_name(backbone, checkpoint)
     overrides = dict(backbone_overrides or {})
@@ -235,7 +238,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
     cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
                          iterations=iterations, head_iterations=iterations, batch_size=batch_size,
-                         spec_augment=spec_augment, **settings)
+                         spec_augment=spec_augment, device=device, **settings)
     runner = TransferRunner(data, audio, cfg)
     min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
     if clip_seconds is None:
@@ -287,6 +290,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     finally:
         bar.close()
     train_s = time.perf_counter() - t_train
+    model = model.cpu()
     probs, losses = runner.last_probabilities, runner.last_losses
 
     os.makedirs(output, exist_ok=True)
@@ -312,7 +316,8 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
                         "p95": float(np.percentile(durations, CLIP_PERCENTILE)), "max": float(durations.max())},
         "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
-                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides},
+                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides,
+                     "device": device},
         "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
         "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
         "files": {k: os.path.basename(v) for k, v in paths.items()},
