@@ -149,7 +149,7 @@ PRETRAINED_SETTINGS = {
 }
 
 
-def pretrain(root: str, backbone: str, steps: int, device: str) -> str:
+def pretrain(root: str, backbone: str, steps: int, device: str, overrides: dict, batch_size: int) -> str:
     """Train ``backbone`` on the generated AudioSet-shaped corpus with the training CLI; returns the checkpoint.
 
     A checkpoint already under ``root`` (an earlier call) is reused.
@@ -160,13 +160,15 @@ def pretrain(root: str, backbone: str, steps: int, device: str) -> str:
     if os.path.exists(checkpoint):
         return checkpoint
     env = dict(os.environ)
+    sample_rate = str(overrides.get("sample_rate", 32000))
     subprocess.run([sys.executable, "-m", "panns_core.data", "prepare", data_root, "--preset", "smoke",
-                    "--clip-seconds", "2"],
-                   check=True, env=env)
+                    "--clip-seconds", "2", "--sample-rate", sample_rate], check=True, env=env)
+    front_end = [x for key, value in overrides.items() for x in ("--" + key.replace("_", "-"), str(value))]
     subprocess.run([sys.executable, "-m", "panns_core.train", "--model", backbone, "--data-root", data_root,
                     "--training-set", "full_train", "--eval-splits", '["eval"]', "--iterations", str(steps),
-                    "--eval-every", str(max(1, steps // 4)), "--batch-size", "32", "--device", device,
-                    "--run-dir", run_dir, "--progress", "false", "--quiet"], check=True, env=env)
+                    "--eval-every", str(max(1, steps // 2)), "--max-eval-clips", "96", "--batch-size",
+                    str(batch_size), "--device", device, "--run-dir", run_dir, "--progress", "false", "--quiet",
+                    *front_end], check=True, env=env)
     from panns_core.train import read_statistics
 
     lines = read_statistics(run_dir)
@@ -184,7 +186,9 @@ def run_one(csv_path: str, out: str, strategy: str, kwargs: dict, args, checkpoi
     try:
         run = finetune(csv_path, out, strategy=strategy, backbone=args.backbone, checkpoint=checkpoint,
                        iterations=args.steps, batch_size=args.batch_size, clip_seconds=clip_seconds,
-                       evaluations=args.evaluations, device=args.device, progress=False, log=None, **kwargs)
+                       evaluations=args.evaluations, device=args.device, backbone_overrides=args.overrides,
+                       seed=args.seed,
+                       progress=False, log=None, **kwargs)
     except ValueError as exc:  # e.g. clips too short for 64-frame stripes
         return {"error": str(exc)}
     r = run.result
@@ -210,6 +214,13 @@ def main() -> None:
     parser.add_argument("--pretrain-dir", default=None,
                         help="keep the corpus and pretrained backbone here (reused by later calls)")
     parser.add_argument("--only-scratch", type=int, nargs="*", default=None, help="scratch setting numbers")
+    parser.add_argument("--only-pretrained", type=int, nargs="*", default=None,
+                        help="pretrained setting numbers (with --pretrain-steps)")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='backbone front-end overrides as JSON, e.g. \'{"sample_rate": 16000, "window_size": 512, '
+                             '"hop_size": 320, "mel_bins": 32, "fmax": 8000}\' (a cheaper front end for a CPU)')
+    parser.add_argument("--pretrain-batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (batches, initial weights)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None, help="write all rows to this JSON file")
@@ -219,13 +230,14 @@ def main() -> None:
 
     args.device = str(resolve_device(args.device))
     rows = []
-    print(f"{args.backbone}, {args.steps} steps of batch {args.batch_size} on {args.device} "
+    print(f"{args.backbone} {args.overrides or ''}, {args.steps} steps of batch {args.batch_size} on {args.device} "
           f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else f'{args.threads} CPU threads'})")
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if args.pretrain_steps:
             t0 = time.perf_counter()
-            checkpoint = pretrain(args.pretrain_dir or tmp, args.backbone, args.pretrain_steps, args.device)
+            checkpoint = pretrain(args.pretrain_dir or tmp, args.backbone, args.pretrain_steps, args.device,
+                                  args.overrides, args.pretrain_batch_size)
             print(f"pretraining took {time.perf_counter() - t0:.0f} s", flush=True)
         for name in args.set:
             csv_path = make_set(name, os.path.join(tmp, name), args.classes, args.train, args.test)
@@ -237,7 +249,8 @@ def main() -> None:
             jobs = [("scratch", n, kw) for i, (n, kw) in enumerate(SCRATCH_SETTINGS.items())
                     if args.only_scratch is None or i in args.only_scratch]
             if checkpoint:
-                jobs += [(strategy, n, kw) for n, (strategy, kw) in PRETRAINED_SETTINGS.items()]
+                jobs += [(strategy, n, kw) for i, (n, (strategy, kw)) in enumerate(PRETRAINED_SETTINGS.items())
+                         if args.only_pretrained is None or i in args.only_pretrained]
             for number, (strategy, setting, kwargs) in enumerate(jobs):
                 row = {"set": name, "strategy": strategy, "setting": setting,
                        **run_one(csv_path, os.path.join(tmp, f"{name}_run{number}"), strategy, kwargs, args,

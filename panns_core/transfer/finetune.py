@@ -76,8 +76,13 @@ def data_clip_seconds(durations_s, sample_rate: int, hop_size: int, *, percentil
     return hops * hop_size / sample_rate
 
 
-def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str) -> list[str]:
-    """Plain-language warnings when training did not learn, each with what to change."""
+def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str,
+             learning_rate: float | None = None) -> list[str]:
+    """Plain-language warnings when training did not learn, each with what to change.
+
+    ``learning_rate`` (the rate used) lets the advice point back to the measured
+    default when a lower one was given (docs/transfer.md).
+    """
     warnings = []
     test_labels = np.asarray(test_labels)
     predicted = np.asarray(predicted)
@@ -88,7 +93,7 @@ def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, 
         if accuracy <= chance + margin:
             warnings.append(
                 f"held-out accuracy {accuracy:.3f} is at chance level (always guessing the most frequent "
-                f"class gives {chance:.3f}). {_advice(strategy)}")
+                f"class gives {chance:.3f}) after {len(losses)} steps. {_advice(strategy, learning_rate)}")
         top_share = np.bincount(predicted, minlength=classes_num).max() / len(predicted)
         if top_share >= 0.9:
             warnings.append(f"the model predicts one class for {top_share:.0%} of the held-out clips.")
@@ -99,15 +104,21 @@ def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, 
             warnings.append(
                 f"the training loss ({tail:.3f} over the last 10% of steps) never fell below the "
                 f"uniform-guess loss ln {classes_num} = {uniform:.3f}: the model did not fit even the "
-                f"training clips. {_advice(strategy)}")
+                f"training clips. {_advice(strategy, learning_rate)}")
     return warnings
 
 
-def _advice(strategy: str) -> str:
+def _advice(strategy: str, learning_rate: float | None = None) -> str:
     if strategy == "scratch":
-        return ("Training from random weights needs many more steps and clips than fine-tuning: try "
-                "--strategy freeze_l3 or finetune with a pretrained --checkpoint, or raise --iterations "
-                "(and --learning-rate).")
+        advice = ("Training from random weights needs many more steps and clips than fine-tuning (measured in "
+                  "docs/transfer.md: a few hundred steps on a few hundred clips stay at chance): use a "
+                  "pretrained --checkpoint with --strategy freeze_l3 or finetune, or raise --iterations into "
+                  "the thousands.")
+        default = STRATEGY_DEFAULTS["scratch"]["learning_rate"]
+        if learning_rate is not None and learning_rate < default:
+            advice += (f" --learning-rate {learning_rate:g} is below the scratch default {default:g}, which "
+                       "lowered the training loss faster in that measurement.")
+        return advice
     if strategy == "finetune":
         return ("Try more --iterations, a higher --learning-rate (e.g. 3e-4), or --strategy freeze_l3; "
                 "check that --checkpoint is a pretrained model and that the labels match the files.")
@@ -296,7 +307,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     os.makedirs(output, exist_ok=True)
     predicted = probs.argmax(axis=1)
     accuracy = float(np.mean(predicted == test_labels)) if len(test_idx) else float("nan")
-    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy)
+    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy, learning_rate=rate)
     paths = write_report(output, data, test_idx, probs, losses, history)
     checkpoint_path = os.path.join(output, "model.pth")
     save_transfer_checkpoint(checkpoint_path, model, backbone=backbone, backbone_overrides=overrides,
