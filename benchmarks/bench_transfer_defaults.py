@@ -24,7 +24,12 @@ seconds of the process. Settings (scratch: random init):
   weights are needed) and the finetune / freeze_l1 / freeze_l3 defaults are
   measured from it (old constant rate vs the new schedule, and a higher rate).
 
-    python benchmarks/bench_transfer_defaults.py --set digits --steps 300 --device cuda --pretrain-steps 3000
+    python benchmarks/bench_transfer_defaults.py --set digits environment standin --steps 300 --device cuda \
+        --pretrain-steps 1500
+    # on a small shared CPU: a cheaper front end, fewer steps (the table in docs/transfer.md)
+    python benchmarks/bench_transfer_defaults.py --set digits --steps 80 --batch-size 8 --train 16 --test 8 \
+        --device cpu --threads 1 --overrides '{"sample_rate": 16000, "window_size": 512, "hop_size": 320,
+        "mel_bins": 32, "fmax": 8000}'
 
 Everything is generated under a temporary folder; ``--json`` saves the rows.
 """
