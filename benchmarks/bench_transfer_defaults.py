@@ -1,26 +1,48 @@
-"""Which `panns finetune` defaults learn on small data: accuracy after N steps and time per setting.
+"""Which `panns finetune` defaults learn on small data: held-out accuracy after N steps and time per setting.
 
-Two offline sets stand in for small real datasets (nothing is downloaded):
+Three offline sets stand in for small real datasets (nothing is downloaded):
 
-* ``digits``: spoken-digit-like clips of 0.2-2 s: a voiced source (random pitch)
-  shaped by two formants gliding along a class-specific path, plus noise;
-* ``environment``: 4-s environmental-like clips: class-specific noise bands with
-  class-specific temporal patterns (steady, bursts at a rate, sweeps, hum) over a
-  random background.
+* ``digits``: spoken-digit-like clips of 0.2-2 s at 16 kHz: a voiced source
+  (random pitch) shaped by two formants gliding along a class-specific path, plus noise;
+* ``environment``: 4-s environmental-like stereo clips at 44.1 kHz: class-specific
+  noise bands with class-specific temporal patterns (steady, bursts at a rate,
+  sweeps, hum) over a random background;
+* ``standin``: the generated ESC-50 stand-in (:func:`panns_core.transfer.make_standin`,
+  class-dependent tones), 5 classes x 30 clips of 5 s, its first fold held out.
 
-Each setting trains ``--backbone`` (default Cnn6) from scratch (no pretrained
-weights are available offline) for ``--steps`` steps and prints one row:
-setting, clip_seconds, held-out accuracy, final training loss vs ln K, seconds.
+Every setting trains ``--backbone`` (default Cnn6) for ``--steps`` steps of
+``--batch-size`` and reports the held-out accuracy at ``--evaluations`` evenly
+spaced steps, the final training loss against ln K, wall seconds and the CPU
+seconds of the process. Settings (scratch: random init):
 
-    python benchmarks/bench_transfer_defaults.py --set digits --steps 60
+* ``old``: clip 10 s, lr 1e-4 constant, 64-frame SpecAugment (the defaults before);
+* one change at a time towards the new defaults (clip from the data, lr 1e-3,
+  warm-up + cosine, SpecAugment scaled / off);
+* with ``--pretrain-steps N``: a backbone is first trained for N iterations on the
+  generated AudioSet-shaped corpus (``python -m panns_core.data prepare --preset
+  smoke`` + ``python -m panns_core.train``: 24 classes, 2-s clips; no released
+  weights are needed) and the finetune / freeze_l1 / freeze_l3 defaults are
+  measured from it (old constant rate vs the new schedule, and a higher rate).
+
+    python benchmarks/bench_transfer_defaults.py --set digits environment standin --steps 300 --device cuda \
+        --pretrain-steps 1500
+    # on a small shared CPU: a cheaper front end, fewer steps (the table in docs/transfer.md)
+    python benchmarks/bench_transfer_defaults.py --set digits --steps 80 --batch-size 8 --train 16 --test 8 \
+        --device cpu --threads 1 --overrides '{"sample_rate": 16000, "window_size": 512, "hop_size": 320,
+        "mel_bins": 32, "fmax": 8000}'
+
+Everything is generated under a temporary folder; ``--json`` saves the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -29,7 +51,7 @@ import soundfile as sf
 import torch
 
 
-def _digit_like(label: int, rng, sr: int = 16000) -> np.ndarray:
+def _digit_like(label: int, rng, sr: int = 16000) -> tuple[np.ndarray, int]:
     seconds = float(np.clip(rng.lognormal(np.log(0.6), 0.5), 0.2, 2.0))
     t = np.arange(int(seconds * sr)) / sr
     f0 = rng.uniform(90, 240) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
@@ -48,7 +70,7 @@ def _digit_like(label: int, rng, sr: int = 16000) -> np.ndarray:
     return (x + rng.uniform(0.005, 0.03) * rng.standard_normal(len(t))).astype(np.float32), sr
 
 
-def _environment_like(label: int, rng, sr: int = 44100, seconds: float = 4.0) -> np.ndarray:
+def _environment_like(label: int, rng, sr: int = 44100, seconds: float = 4.0) -> tuple[np.ndarray, int]:
     from scipy.signal import butter, sosfilt
 
     n = int(seconds * sr)
@@ -78,17 +100,28 @@ def _environment_like(label: int, rng, sr: int = 44100, seconds: float = 4.0) ->
 
 
 def make_set(name: str, root: str, classes: int, train: int, test: int, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    make = _digit_like if name == "digits" else _environment_like
+    """Write the set ``name`` under ``root``; returns its labels.csv (filename, label, fold train/test)."""
     os.makedirs(root, exist_ok=True)
-    rows = []
-    for label in range(classes):
-        for i in range(train + test):
-            x, sr = make(label, rng)
-            fname = f"{label}_{i:03d}.wav"
-            sf.write(os.path.join(root, fname), x, sr)
-            rows.append((fname, f"class{label}", "train" if i < train else "test"))
     path = os.path.join(root, "labels.csv")
+    rows = []
+    if name == "standin":
+        from panns_core.transfer import make_standin, parse_task
+
+        make_standin("esc50", os.path.join(root, "esc50"), clips_per_fold=6, seconds=5.0)
+        data = parse_task("esc50", os.path.join(root, "esc50"))
+        first = data.folds[0]
+        for clip in data.clips:
+            rows.append((os.path.relpath(clip.path, root), data.classes[clip.label],
+                         "test" if clip.fold == first else "train"))
+    else:
+        rng = np.random.default_rng(seed)
+        make = _digit_like if name == "digits" else _environment_like
+        for label in range(classes):
+            for i in range(train + test):
+                x, sr = make(label, rng)
+                fname = f"{label}_{i:03d}.wav"
+                sf.write(os.path.join(root, fname), x, sr)
+                rows.append((fname, f"class{label}", "train" if i < train else "test"))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "label", "fold"])
@@ -96,57 +129,149 @@ def make_set(name: str, root: str, classes: int, train: int, test: int, seed: in
     return path
 
 
-SETTINGS = {
-    # name: finetune() keyword arguments
-    "lr 1e-4 constant, 64-frame SpecAugment (old)": dict(learning_rate=1e-4, warmup_fraction=0.0,
-                                                         schedule="constant", spec_augment="official"),
-    "lr 1e-3 constant, 64-frame SpecAugment": dict(learning_rate=1e-3, warmup_fraction=0.0, schedule="constant",
-                                                   spec_augment="official"),
-    "lr 1e-3 warm-up+cosine, 64-frame SpecAugment": dict(spec_augment="official"),
-    "lr 1e-3 warm-up+cosine, scaled SpecAugment (default)": dict(spec_augment="scaled"),
-    "lr 1e-3 warm-up+cosine, no SpecAugment": dict(spec_augment="off"),
+OLD = dict(learning_rate=1e-4, warmup_fraction=0.0, schedule="constant", spec_augment="official")
+SCRATCH_SETTINGS = {
+    # name: finetune() keyword arguments (clip_seconds=None: from the data)
+    "old: clip 10 s, lr 1e-4 constant, SpecAugment official": dict(OLD, clip_seconds=10.0),
+    "clip from data, lr 1e-4 constant, SpecAugment official": dict(OLD),
+    "clip from data, lr 1e-3 constant, SpecAugment scaled": dict(learning_rate=1e-3, warmup_fraction=0.0,
+                                                                 schedule="constant", spec_augment="scaled"),
+    "clip from data, lr 1e-3 warm-up+cosine, SpecAugment official": dict(spec_augment="official"),
+    "clip from data, lr 1e-3 warm-up+cosine, SpecAugment off": dict(spec_augment="off"),
+    "new defaults (clip from data, lr 1e-3 warm-up+cosine, SpecAugment scaled)": dict(),
+    "new defaults but clip 10 s": dict(clip_seconds=10.0),
 }
+PRETRAINED_SETTINGS = {
+    # name: (strategy, finetune() keyword arguments)
+    "finetune old: lr 1e-4 constant, SpecAugment official": ("finetune", dict(OLD)),
+    "finetune new defaults (lr 1e-4 warm-up+cosine, SpecAugment scaled)": ("finetune", dict()),
+    "finetune lr 1e-3 warm-up+cosine, SpecAugment scaled": ("finetune", dict(learning_rate=1e-3)),
+    "freeze_l1 old: lr 1e-3 constant": ("freeze_l1", dict(schedule="constant")),
+    "freeze_l1 new defaults (lr 1e-3 cosine)": ("freeze_l1", dict()),
+    "freeze_l3 old: lr 1e-3 constant": ("freeze_l3", dict(schedule="constant")),
+    "freeze_l3 new defaults (lr 1e-3 cosine)": ("freeze_l3", dict()),
+    "scratch new defaults (same steps, for reference)": ("scratch", dict()),
+}
+
+
+def pretrain(root: str, backbone: str, steps: int, device: str, overrides: dict, batch_size: int) -> str:
+    """Train ``backbone`` on the generated AudioSet-shaped corpus with the training CLI; returns the checkpoint.
+
+    A checkpoint already under ``root`` (an earlier call) is reused.
+    """
+    data_root = os.path.join(root, "corpus")
+    run_dir = os.path.join(root, "pretrain", backbone)
+    checkpoint = os.path.join(run_dir, "checkpoints", "latest.pt")
+    if os.path.exists(checkpoint):
+        return checkpoint
+    env = dict(os.environ)
+    sample_rate = str(overrides.get("sample_rate", 32000))
+    subprocess.run([sys.executable, "-m", "panns_core.data", "prepare", data_root, "--preset", "smoke",
+                    "--clip-seconds", "2", "--sample-rate", sample_rate], check=True, env=env)
+    front_end = [x for key, value in overrides.items() for x in ("--" + key.replace("_", "-"), str(value))]
+    subprocess.run([sys.executable, "-m", "panns_core.train", "--model", backbone, "--data-root", data_root,
+                    "--training-set", "full_train", "--eval-splits", '["eval"]', "--iterations", str(steps),
+                    "--eval-every", str(max(1, steps // 2)), "--max-eval-clips", "96", "--batch-size",
+                    str(batch_size), "--device", device, "--run-dir", run_dir, "--progress", "false", "--quiet",
+                    *front_end], check=True, env=env)
+    from panns_core.train import read_statistics
+
+    lines = read_statistics(run_dir)
+    evals = [(s.get("iteration"), s.get("mAP")) for s in lines if s.get("split") == "eval"]
+    print(f"pretrained {backbone} for {steps} iterations on the generated corpus: eval mAP by iteration {evals}")
+    return checkpoint
+
+
+def run_one(csv_path: str, out: str, strategy: str, kwargs: dict, args, checkpoint: str | None) -> dict:
+    from panns_core.transfer.finetune import finetune
+
+    kwargs = dict(kwargs)
+    clip_seconds = kwargs.pop("clip_seconds", args.clip_seconds)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        run = finetune(csv_path, out, strategy=strategy, backbone=args.backbone, checkpoint=checkpoint,
+                       iterations=args.steps, batch_size=args.batch_size, clip_seconds=clip_seconds,
+                       evaluations=args.evaluations, device=args.device, backbone_overrides=args.overrides,
+                       seed=args.seed,
+                       progress=False, log=None, **kwargs)
+    except ValueError as exc:  # e.g. clips too short for 64-frame stripes
+        return {"error": str(exc)}
+    r = run.result
+    return {"clip_seconds": r["clip_seconds"], "accuracy": r["accuracy"], "chance": r["chance"],
+            "history": r["history"], "last_loss": r["last_loss"], "uniform_loss": r["uniform_guess_loss"],
+            "warnings": len(r["warnings"]), "wall_s": time.perf_counter() - wall0,
+            "cpu_s": time.process_time() - cpu0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("digits", "environment"), default="digits")
+    parser.add_argument("--set", choices=("digits", "environment", "standin"), nargs="*", default=["digits"])
     parser.add_argument("--backbone", default="Cnn6")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--evaluations", type=int, default=3, help="held-out evaluations (evenly spaced)")
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--train", type=int, default=10, help="training clips per class")
-    parser.add_argument("--test", type=int, default=4, help="held-out clips per class")
+    parser.add_argument("--train", type=int, default=20, help="training clips per class")
+    parser.add_argument("--test", type=int, default=20, help="held-out clips per class")
     parser.add_argument("--clip-seconds", type=float, default=None, help="default: from the data")
-    parser.add_argument("--only", nargs="*", default=None, help="setting numbers to run (0-based)")
+    parser.add_argument("--pretrain-steps", type=int, default=0,
+                        help="train a backbone this long on the generated corpus, then measure finetune/freeze")
+    parser.add_argument("--pretrain-dir", default=None,
+                        help="keep the corpus and pretrained backbone here (reused by later calls)")
+    parser.add_argument("--only-scratch", type=int, nargs="*", default=None, help="scratch setting numbers")
+    parser.add_argument("--only-pretrained", type=int, nargs="*", default=None,
+                        help="pretrained setting numbers (with --pretrain-steps)")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='backbone front-end overrides as JSON, e.g. \'{"sample_rate": 16000, "window_size": 512, '
+                             '"hop_size": 320, "mel_bins": 32, "fmax": 8000}\' (a cheaper front end for a CPU)')
+    parser.add_argument("--pretrain-batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (batches, initial weights)")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None, help="write all rows to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from panns_core.runtime import resolve_device
 
-    from panns_core.transfer.finetune import finetune
-
+    args.device = str(resolve_device(args.device))
+    rows = []
+    print(f"{args.backbone} {args.overrides or ''}, {args.steps} steps of batch {args.batch_size} on {args.device} "
+          f"({torch.cuda.get_device_name() if args.device.startswith('cuda') else f'{args.threads} CPU threads'})")
     with tempfile.TemporaryDirectory() as tmp:
-        csv_path = make_set(args.set, os.path.join(tmp, args.set), args.classes, args.train, args.test)
-        print(f"{args.set}: {args.classes} classes x ({args.train} train + {args.test} held-out), scratch "
-              f"{args.backbone}, {args.steps} steps of batch {args.batch_size}; uniform-guess loss "
-              f"ln {args.classes} = {math.log(args.classes):.3f}")
-        print("| setting | clip s | held-out accuracy | final train loss | s |")
-        print("|---|---|---|---|---|")
-        for number, (name, kwargs) in enumerate(SETTINGS.items()):
-            if args.only is not None and str(number) not in args.only:
-                continue
+        checkpoint = None
+        if args.pretrain_steps:
             t0 = time.perf_counter()
-            try:
-                run = finetune(csv_path, os.path.join(tmp, f"run{number}"), strategy="scratch",
-                               backbone=args.backbone, iterations=args.steps, batch_size=args.batch_size,
-                               clip_seconds=args.clip_seconds, evaluations=1, progress=False, log=None,
-                               **kwargs)
-            except ValueError as exc:  # e.g. clips too short for 64-frame stripes
-                print(f"| {name} | - | cannot train: {exc} | - | - |", flush=True)
-                continue
-            r = run.result
-            print(f"| {name} | {r['clip_seconds']:.2f} | {r['accuracy']:.3f} (chance {r['chance']:.2f}) | "
-                  f"{r['last_loss']:.3f} | {time.perf_counter() - t0:.0f} |", flush=True)
+            checkpoint = pretrain(args.pretrain_dir or tmp, args.backbone, args.pretrain_steps, args.device,
+                                  args.overrides, args.pretrain_batch_size)
+            print(f"pretraining took {time.perf_counter() - t0:.0f} s", flush=True)
+        for name in args.set:
+            csv_path = make_set(name, os.path.join(tmp, name), args.classes, args.train, args.test)
+            print(f"\n{name} ({csv_path}): uniform-guess loss ln K; accuracy at steps "
+                  f"{[max(1, args.steps // args.evaluations) * (i + 1) for i in range(args.evaluations)]}")
+            print("| set | strategy | setting | clip s | held-out accuracy by step (chance) | final train loss "
+                  "(ln K) | wall s | CPU s |")
+            print("|---|---|---|---|---|---|---|---|")
+            jobs = [("scratch", n, kw) for i, (n, kw) in enumerate(SCRATCH_SETTINGS.items())
+                    if args.only_scratch is None or i in args.only_scratch]
+            if checkpoint:
+                jobs += [(strategy, n, kw) for i, (n, (strategy, kw)) in enumerate(PRETRAINED_SETTINGS.items())
+                         if args.only_pretrained is None or i in args.only_pretrained]
+            for number, (strategy, setting, kwargs) in enumerate(jobs):
+                row = {"set": name, "strategy": strategy, "setting": setting,
+                       **run_one(csv_path, os.path.join(tmp, f"{name}_run{number}"), strategy, kwargs, args,
+                                 checkpoint if strategy != "scratch" else None)}
+                rows.append(row)
+                if "error" in row:
+                    print(f"| {name} | {strategy} | {setting} | - | cannot train: {row['error']} | - | - | - |",
+                          flush=True)
+                    continue
+                accs = " / ".join(f"{h['accuracy']:.2f}" for h in row["history"])
+                print(f"| {name} | {strategy} | {setting} | {row['clip_seconds']:.2f} | {accs} ({row['chance']:.2f}) | "
+                      f"{row['last_loss']:.2f} ({row['uniform_loss']:.2f}) | {row['wall_s']:.0f} | "
+                      f"{row['cpu_s']:.0f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec-augment", choices=("scaled", "official", "off"), default="scaled",
                    help="scaled: time stripes scaled to the clip length (default); official: 64 frames")
     p.add_argument("--evaluations", type=int, default=10, help="held-out evaluations during training")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
@@ -393,7 +394,7 @@ def cmd_finetune(args) -> int:
                  checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
                  clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
                  warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
-                 evaluations=args.evaluations, seed=args.seed, progress=not args.quiet,
+                 evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
                  log=None if args.quiet else print)
     except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None

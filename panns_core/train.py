@@ -921,8 +921,12 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    # Under ``python -m`` this file is ``__main__``, a second copy of the module: the notebook's loop imports
+    # ``panns_core.train`` and reads the config handed over there, so run that module's main.
+    from panns_core import train as _train_module
+
     try:
-        main()
+        _train_module.main()
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

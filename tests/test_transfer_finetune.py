@@ -78,7 +78,10 @@ def test_chance_and_uniform_loss_warnings_say_what_to_change():
     always_zero = np.zeros(100, dtype=int)
     stuck = diagnose(0.25, labels, always_zero, [math.log(4) + 0.01] * 50, 4, "scratch")
     assert len(stuck) == 3
-    assert "chance level" in stuck[0] and "freeze_l3" in stuck[0]
+    assert "chance level" in stuck[0] and "after 50 steps" in stuck[0] and "freeze_l3" in stuck[0]
+    assert "--iterations" in stuck[0] and "--learning-rate" not in stuck[0]  # the default rate was used
+    low_rate = diagnose(0.25, labels, always_zero, [math.log(4) + 0.01] * 50, 4, "scratch", learning_rate=1e-4)
+    assert "--learning-rate 0.0001 is below the scratch default 0.001" in low_rate[0]
     assert "one class for 100%" in stuck[1]
     assert "uniform-guess loss ln 4" in stuck[2]
     good = diagnose(0.9, labels, labels, list(np.linspace(1.4, 0.1, 50)), 4, "finetune")
@@ -147,3 +150,13 @@ def test_finetune_needs_a_checkpoint_unless_scratch(tmp_path, capsys):
                    "--output", str(tmp_path / "run")])
     assert status == 2
     assert "give checkpoint=" in capsys.readouterr().err
+
+
+def test_finetune_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    csv_path = make_real_looking_folder(tmp_path / "sounds", per_class=2)
+    status = main(["finetune", str(csv_path), "--strategy", "scratch", "--backbone", "MobileNetV1",
+                   "--device", "cuda", "--output", str(tmp_path / "run")])
+    assert status == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -76,8 +76,13 @@ def data_clip_seconds(durations_s, sample_rate: int, hop_size: int, *, percentil
     return hops * hop_size / sample_rate
 
 
-def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str) -> list[str]:
-    """Plain-language warnings when training did not learn, each with what to change."""
+def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str,
+             learning_rate: float | None = None) -> list[str]:
+    """Plain-language warnings when training did not learn, each with what to change.
+
+    ``learning_rate`` (the rate used) lets the advice point back to the measured
+    default when a lower one was given (docs/transfer.md).
+    """
     warnings = []
     test_labels = np.asarray(test_labels)
     predicted = np.asarray(predicted)
@@ -88,7 +93,7 @@ def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, 
         if accuracy <= chance + margin:
             warnings.append(
                 f"held-out accuracy {accuracy:.3f} is at chance level (always guessing the most frequent "
-                f"class gives {chance:.3f}). {_advice(strategy)}")
+                f"class gives {chance:.3f}) after {len(losses)} steps. {_advice(strategy, learning_rate)}")
         top_share = np.bincount(predicted, minlength=classes_num).max() / len(predicted)
         if top_share >= 0.9:
             warnings.append(f"the model predicts one class for {top_share:.0%} of the held-out clips.")
@@ -99,15 +104,21 @@ def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, 
             warnings.append(
                 f"the training loss ({tail:.3f} over the last 10% of steps) never fell below the "
                 f"uniform-guess loss ln {classes_num} = {uniform:.3f}: the model did not fit even the "
-                f"training clips. {_advice(strategy)}")
+                f"training clips. {_advice(strategy, learning_rate)}")
     return warnings
 
 
-def _advice(strategy: str) -> str:
+def _advice(strategy: str, learning_rate: float | None = None) -> str:
     if strategy == "scratch":
-        return ("Training from random weights needs many more steps and clips than fine-tuning: try "
-                "--strategy freeze_l3 or finetune with a pretrained --checkpoint, or raise --iterations "
-                "(and --learning-rate).")
+        advice = ("Training from random weights needs many more steps and clips than fine-tuning (measured in "
+                  "docs/transfer.md: a few hundred steps on a few hundred clips stay at chance): use a "
+                  "pretrained --checkpoint with --strategy freeze_l3 or finetune, or raise --iterations into "
+                  "the thousands.")
+        default = STRATEGY_DEFAULTS["scratch"]["learning_rate"]
+        if learning_rate is not None and learning_rate < default:
+            advice += (f" --learning-rate {learning_rate:g} is below the scratch default {default:g}, which "
+                       "lowered the training loss faster in that measurement.")
+        return advice
     if strategy == "finetune":
         return ("Try more --iterations, a higher --learning-rate (e.g. 3e-4), or --strategy freeze_l3; "
                 "check that --checkpoint is a pretrained model and that the labels match the files.")
@@ -195,14 +206,16 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
              clip_seconds: float | None = None, learning_rate: float | None = None,
              warmup_fraction: float | None = None, schedule: str | None = None, spec_augment: str = "scaled",
              evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
-             progress: bool = True, log=print) -> FinetuneResult:
+             device: str = "auto", progress: bool = True, log=print) -> FinetuneResult:
     """Train ``strategy`` on a labelled folder and write the report folder ``output``; see the module docstring.
 
     ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction`` or
     ``schedule`` means the data-fitted default. ``evaluations`` is how often
-    (evenly spaced) the held-out accuracy is computed during training.
+    (evenly spaced) the held-out accuracy is computed during training. ``device``:
+    ``auto`` (CUDA when present), ``cpu``, ``cuda`` ...; the saved model is on the CPU.
     """
     from panns_core.models import model_info
+    from panns_core.runtime import resolve_device
 
     check_strategy(strategy)
     if iterations < 1:
@@ -211,6 +224,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         raise ValueError(f"strategy {strategy!r} starts from a pretrained model: give checkpoint= "
                          "(a released name such as Cnn14, or a .pth file); only 'scratch' starts from random weights")
     say = log or (lambda *_: None)
+    device = str(resolve_device(device))
     t0 = time.perf_counter()
     backbone = _backbone_name(backbone, checkpoint)
     overrides = dict(backbone_overrides or {})
@@ -235,7 +249,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
     cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
                          iterations=iterations, head_iterations=iterations, batch_size=batch_size,
-                         spec_augment=spec_augment, **settings)
+                         spec_augment=spec_augment, device=device, **settings)
     runner = TransferRunner(data, audio, cfg)
     min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
     if clip_seconds is None:
@@ -287,12 +301,13 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     finally:
         bar.close()
     train_s = time.perf_counter() - t_train
+    model = model.cpu()
     probs, losses = runner.last_probabilities, runner.last_losses
 
     os.makedirs(output, exist_ok=True)
     predicted = probs.argmax(axis=1)
     accuracy = float(np.mean(predicted == test_labels)) if len(test_idx) else float("nan")
-    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy)
+    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy, learning_rate=rate)
     paths = write_report(output, data, test_idx, probs, losses, history)
     checkpoint_path = os.path.join(output, "model.pth")
     save_transfer_checkpoint(checkpoint_path, model, backbone=backbone, backbone_overrides=overrides,
@@ -312,7 +327,8 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
                         "p95": float(np.percentile(durations, CLIP_PERCENTILE)), "max": float(durations.max())},
         "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
-                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides},
+                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides,
+                     "device": device},
         "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
         "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
         "files": {k: os.path.basename(v) for k, v in paths.items()},

@@ -68,6 +68,8 @@ class TransferConfig:
     the paper runs' constant rate; ``spec_augment`` is ``"official"`` (the model's
     own 64-frame time stripes), ``"scaled"`` (stripes scaled to the clip length,
     :func:`panns_core.models.frontend.scaled_time_drop_width`) or ``"off"``.
+    ``device`` is where models train and embeddings are computed (``"cuda"`` on a
+    GPU machine); results come back to the CPU.
     """
 
     backbone: str = "Cnn14"
@@ -85,6 +87,7 @@ class TransferConfig:
     warmup_fraction: float = 0.0
     schedule: str = "constant"
     spec_augment: str = "official"
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -142,14 +145,15 @@ def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: T
                seed: int, on_step: StepCallback | None = None) -> list[float]:
     """Adam on minibatches of (embedding, label); returns the loss of each step."""
     g = torch.Generator().manual_seed(seed)
-    x_all = torch.from_numpy(features)
-    y_all = torch.from_numpy(labels.astype(np.int64))
+    device = next(head.parameters()).device
+    x_all = torch.from_numpy(features).to(device)
+    y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.head_learning_rate)
     scheduler = make_scheduler(optimizer, cfg.head_iterations, cfg)
     head.train()
     losses = []
     for step in range(cfg.head_iterations):
-        idx = torch.randint(0, len(x_all), (min(cfg.batch_size, len(x_all)),), generator=g)
+        idx = torch.randint(0, len(x_all), (min(cfg.batch_size, len(x_all)),), generator=g).to(device)
         losses.append(cross_entropy_step(optimizer, logits_of(head(x_all[idx])), y_all[idx], scheduler))
         if on_step is not None:
             on_step(step + 1, losses[-1])
@@ -162,10 +166,11 @@ def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: T
 def predict_head(head: nn.Module, table: dict, clip_ids: list[str]) -> np.ndarray:
     """Clip probabilities: softmax of the head on each segment embedding, averaged per clip."""
     head.eval()
+    device = next(head.parameters()).device
     out = []
     for cid in clip_ids:
-        logits = logits_of(head(torch.from_numpy(table[cid])))
-        out.append(torch.softmax(logits, dim=-1).mean(0).numpy())
+        logits = logits_of(head(torch.from_numpy(table[cid]).to(device)))
+        out.append(torch.softmax(logits, dim=-1).mean(0).cpu().numpy())
     return np.stack(out)
 
 
@@ -194,6 +199,7 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
     """Adam over the trainable parameters for ``cfg.iterations`` steps; returns the losses."""
     rng = np.random.default_rng(seed)
     clip_seconds, segment_seconds = cfg.geometry(data)
+    device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, amsgrad=True)
     scheduler = make_scheduler(optimizer, cfg.iterations, cfg)
@@ -202,6 +208,7 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
     for step in range(cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
         x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y, scheduler))
         if on_step is not None:
             on_step(step + 1, losses[-1])
@@ -215,14 +222,15 @@ def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indice
                   cfg: TransferConfig) -> np.ndarray:
     """Clip probabilities from the full model in eval mode, averaged over segments."""
     model.eval()
+    device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
     segs = [clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds, segment_seconds)
             for i in indices]
     flat = np.concatenate(segs)
     probs = []
     for start in range(0, len(flat), cfg.eval_batch_size):
-        x = torch.from_numpy(flat[start:start + cfg.eval_batch_size].astype(np.float32))
-        probs.append(torch.softmax(logits_of(model(x)), dim=-1).numpy())
+        x = torch.from_numpy(flat[start:start + cfg.eval_batch_size].astype(np.float32)).to(device)
+        probs.append(torch.softmax(logits_of(model(x)), dim=-1).float().cpu().numpy())
     probs = np.concatenate(probs)
     bounds = np.cumsum([0] + [len(s) for s in segs])
     return np.stack([probs[bounds[i]:bounds[i + 1]].mean(0) for i in range(len(segs))])
@@ -253,7 +261,8 @@ class TransferRunner:
             torch.manual_seed(0)  # without a checkpoint the "pretrained" weights are a fixed random init
             self._pretrained = make_backbone(self.cfg.backbone, self.cfg.checkpoint, **self.cfg.backbone_overrides)
             self._pretrained.eval()
-            self._pretrained_hash = state_hash(self._pretrained)
+            self._pretrained_hash = state_hash(self._pretrained)  # of the weights, before moving them
+            self._pretrained.to(self.cfg.device)
         return self._pretrained
 
     def scratch_backbone(self, seed: int) -> nn.Module:
@@ -267,7 +276,7 @@ class TransferRunner:
         if not is_frozen(strategy):
             self.configure_spec_augment(base)
         torch.manual_seed(seed)
-        return transfer_model(strategy, base, len(self.data.classes))
+        return transfer_model(strategy, base, len(self.data.classes)).to(self.cfg.device)
 
     def clip_frames(self, base: nn.Module) -> int | None:
         """STFT frames of one training clip/segment (``None`` for a backbone without a hop)."""

@@ -157,6 +157,7 @@ def compute_embeddings(base: nn.Module, segments: list[np.ndarray], batch_size: 
         for start in range(0, len(flat), batch_size):
             chunk = flat[start:start + batch_size]
             x = torch.from_numpy(np.stack([s for _, s in chunk]).astype(np.float32))
+            x = x.to(next(base.parameters()).device)
             emb = base(x)["embedding"].float().cpu().numpy()
             for (i, _), e in zip(chunk, emb):
                 out[i].append(e)
