@@ -238,3 +238,22 @@ def test_loss_decreases_on_the_generated_corpus(corpus, tmp_path):
     assert lines[0]["eval_set_sha256"] == eval_set_sha256(f"{corpus}/hdf5s/indexes/eval.h5")
     saved = json.loads((run / "config.json").read_text())
     assert saved["run_info"]["classes_num"] == 5  # from the index, not the 527 constant
+
+
+def test_the_command_line_trains_the_config_it_is_given(corpus, tmp_path):
+    """`python -m panns_core.train --config` runs the notebook's loop on that config, not the notebook's defaults."""
+    import subprocess
+    import sys
+
+    from train_doubles import TINY_MODEL
+
+    run = tmp_path / "cli_run"
+    config = dict(TINY_MODEL, data_root=str(corpus), training_set="balanced_train", eval_splits=["eval"],
+                  batch_size=4, iterations=2, eval_every=2, checkpoint_every=1000, run_dir=str(run),
+                  progress=False, device="cpu")
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, "-m", "panns_core.train", "--config", str(tmp_path / "cfg.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [l["iteration"] for l in read_statistics(run)] == [0, 2]
+    assert json.loads((run / "config.json").read_text())["data_root"] == str(corpus)
