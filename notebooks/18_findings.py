@@ -41,7 +41,8 @@ import json
 import os
 
 import pandas as pd
-from panns_core.findings import findings_frame, write_findings
+from IPython.display import Markdown
+from panns_core.findings import findings_markdown, write_findings
 
 if reference_run is None and os.path.exists(os.path.join(run_root, "profile.json")):
     with open(os.path.join(run_root, "profile.json")) as f:
@@ -53,8 +54,7 @@ print(f"{findings_path}: reference run {findings['reference_run']}; {findings['v
 print(f"spread {findings['spread']['value']}: {findings['spread']['rule']}")
 
 # %%
-with pd.option_context("display.max_colwidth", 120):
-    display(findings_frame(findings))
+display(Markdown(findings_markdown(findings, heading="### Findings")))
 
 # %% [markdown]
 # ### Transfer to classes the backbone never heard

@@ -156,3 +156,13 @@ def test_a_shorter_chain_is_read_when_the_claim_allows_it(root):
     row = _row(F.compute_findings(str(root)), "deeper_cnns")
     assert row["verdict"] == F.HOLDS
     assert row["evidence"]["runs"] == ["base", "cnn10"] and "not run: CNN14" in row["ours"]
+
+
+def test_findings_markdown_has_one_row_per_claim_and_the_rules(root):
+    data = F.compute_findings(str(root))
+    md = F.findings_markdown(data)
+    assert md.startswith("## Findings")
+    table_rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    assert len(table_rows) == len(data["rows"])
+    assert data["rule"] in md and data["spread"]["rule"] in md
+    assert F.findings_markdown(F.write_findings(str(root))) == md  # from the file: the same section
