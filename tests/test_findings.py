@@ -166,3 +166,17 @@ def test_findings_markdown_has_one_row_per_claim_and_the_rules(root):
     assert len(table_rows) == len(data["rows"])
     assert data["rule"] in md and data["spread"]["rule"] in md
     assert F.findings_markdown(F.write_findings(str(root))) == md  # from the file: the same section
+
+
+def test_findings_notebook_writes_findings_json(root, tmp_path_factory):
+    pm = pytest.importorskip("papermill")
+    import os
+
+    notebook = os.path.join(os.path.dirname(__file__), "..", "notebooks", "18_findings.ipynb")
+    out = tmp_path_factory.mktemp("nb") / "18.ipynb"
+    pm.execute_notebook(notebook, str(out), parameters=dict(profile="test", run_root=str(root),
+                                                             figures_dir=str(root / "figures")),
+                        kernel_name="python3", progress_bar=False, cwd=str(root))
+    with open(root / "findings.json") as f:
+        data = json.load(f)
+    assert data["reference_run"] == "base" and len(data["rows"]) == len(F.CLAIMS) + 2
