@@ -14,6 +14,7 @@ data_root = "data/smoke"
 data_source = "generated"
 generate = {}
 acquire = {}
+packed = False  # True: data_root is an already packed PANNs-format copy (the profile's data.packed): nothing to make
 
 # %% [markdown]
 # # 01 · Download AudioSet (or generate the corpus)
@@ -27,7 +28,15 @@ acquire = {}
 # %%
 import json, os
 import pandas as pd
-if data_source == "generated":
+from IPython.display import display
+counts = None
+if packed:
+    waveforms = os.path.join(data_root, "hdf5s", "waveforms")
+    if not os.path.isdir(waveforms):
+        raise FileNotFoundError(f"{waveforms}: data.packed must name a PANNs-format copy (hdf5s/waveforms/*.h5), "
+                                f"made by `python -m panns_core.data pack ROOT`")
+    print(f"{data_root}: an already packed copy; nothing to download or generate (notebook 02 checks its indexes)")
+elif data_source == "generated":
     from panns_core.data.synthetic import generate_corpus
     info = generate_corpus(data_root, **generate)
     print(f"generated {sum(info.counts.values())} clips in {info.seconds:.1f} s under {data_root}")
@@ -41,9 +50,9 @@ elif data_source == "audioset":
     summaries = {split: acq.acquire_split(data_root, split, **options) for split in splits}
     for split, summary in summaries.items():
         print(split, summary)
-    counts = None
 else:
-    raise ValueError(f"data_source must be 'generated' or 'audioset', got {data_source!r}")
+    raise ValueError(f"data_source {data_source!r}: the data stages make 'generated' or 'audioset' data; "
+                     f"for your own data, pack it (`python -m panns_core.data pack ROOT`) and set packed=True")
 
 # %% [markdown]
 # Clips per class and split (the unbalanced split is long-tailed, like AudioSet):

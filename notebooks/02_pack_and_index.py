@@ -13,6 +13,7 @@ figures_dir = "figures/smoke"
 data_root = "data/smoke"
 data_source = "generated"
 pack = {}
+packed = False  # True: data_root is an already packed copy: no packing, only missing indexes are built
 
 # %% [markdown]
 # # 02 · Pack waveforms into HDF5 and build the indexes
@@ -24,9 +25,18 @@ pack = {}
 # **Where we differ, and why.** Missing clips are left out and listed instead of being packed as silent all-negative rows; a validation split exists so that the eval set is used once, for reporting.
 
 # %%
+import os
 import pandas as pd
-from panns_core.stages import prepare_indexes
-summary = prepare_indexes(data_root, **pack)
+from panns_core.notebook_inputs import stop
+from panns_core.stages import prepare_indexes, use_packed_copy
+if packed:
+    summary = use_packed_copy(data_root, **pack)
+    print(f"packed copy {data_root} used as it is; indexes built now: {[os.path.basename(p) for p in summary['built']]}")
+else:
+    if not os.path.isdir(os.path.join(data_root, "metadata")):
+        stop(f"{data_root}/metadata does not exist: run notebook 01_download_audioset first (it downloads AudioSet "
+             f"or generates the corpus; or `python -m panns_core.data synthetic {data_root}`)")
+    summary = prepare_indexes(data_root, **pack)
 pd.DataFrame(summary["indexes"]).T
 
 # %% [markdown]

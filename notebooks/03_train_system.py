@@ -47,6 +47,9 @@ from panns_core.samplers import create_train_sampler
 fields = {"progress": False, **config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name)}
 request = T.loop_request(fields, source=f"profile {profile}, run {run_name}")
 config = request.config
+if not request.from_code and not str(config.training_set).endswith(".h5"):
+    from panns_core.notebook_inputs import require_packed_data
+    require_packed_data(data_root, profile, index=config.training_set)  # says which notebooks make the data
 if nproc_per_node > 1 and not D.env_dist_info().enabled:
     # Several GPUs: torchrun runs this same file once per GPU; the cells below then
     # reopen the finished run (resuming at its last iteration trains nothing).
@@ -154,8 +157,17 @@ if not request.from_code:
     from panns_core import plots as P
     from panns_core import tables as TB
 
+    import matplotlib.pyplot as plt
+
     P.apply_style()
     trained = TB.load_run(str(run.run_dir))
-    P.figure_training_curves([trained], f"{run_name}")
+    fig, ax = plt.subplots(figsize=(P.COLUMN_WIDTH * 1.4, 3.0))
+    for split, style in (("balanced_train", "--"), ("validation", ":"), ("eval", "-")):
+        curve = trained.curve(split) if split in trained.splits() else None
+        if curve is not None:
+            ax.plot(curve["iteration"], curve["mAP"], style, label=split)
+    ax.set(xlabel="iteration", ylabel="mAP", title=run_name)
+    ax.legend()
+    P.finish(fig)
     sel = TB.select_evaluation(trained)
     print(f"selected iteration {sel.iteration} ({sel.rule}): eval mAP {sel.metrics['mAP']:.4f}")

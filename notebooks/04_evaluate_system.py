@@ -12,7 +12,7 @@ run_root = "runs/smoke"
 figures_dir = "figures/smoke"
 data_root = "data/smoke"
 data_source = "generated"
-run_name = "Cnn14"
+run_name = "base"  # a run folder under <run_root>/train (the smoke profile's reference run)
 checkpoint = "best"
 split = "eval"
 max_clips = None
@@ -33,6 +33,10 @@ import pandas as pd
 from panns_core.evaluate import build_model, evaluate, summary
 from panns_core.artefacts import write_json
 from panns_core import tables as T
+from panns_core.notebook_inputs import pipeline_hint, stop
+if not os.path.exists(os.path.join(run_root, "train", run_name, "checkpoints", f"{checkpoint}.pt")):
+    stop(f"{run_root}/train/{run_name}/checkpoints/{checkpoint}.pt does not exist: train run {run_name!r} with "
+         f"notebook 03_train_system first (or `{pipeline_hint(profile)} --only train_{run_name}`)")
 run = T.load_run(os.path.join(run_root, "train", run_name))
 ckpt = os.path.join(run.path, "checkpoints", f"{checkpoint}.pt")
 classes_num = run.config["run_info"]["classes_num"]

@@ -21,32 +21,78 @@ figures_dir = "figures/smoke"
 # **Where we differ, and why.** Short profiles have only a few evaluations per run, so the curves are coarse.
 
 # %%
-import json, os
-import pandas as pd
-from IPython.display import Markdown, display
-from panns_core import tables as T, plots as P, artefacts as A
+import matplotlib.pyplot as plt
+from panns_core import artefacts as A, paper, plots as P, tables as T
+from panns_core.notebook_inputs import require_runs
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)
 source = T.data_source_note(run_root)
 print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
+require_runs(runs, run_root, profile)
+reference = snapshot.get("reference_run")
+
+# %% [markdown]
+# ## Legends show only what differs between the runs of a panel
+# E.g. `hop=640` rather than the whole configuration; the key columns are the tables' (`T.TABLE_KEYS`).
 
 # %%
-import matplotlib.pyplot as plt
-from panns_core import paper
+SHORT = {"training_set": "data", "balanced": "sampler", "augmentation": "aug", "data_fraction": "fraction",
+         "embedding_size": "embedding", "sample_rate": "sr", "mel_bins": "mel", "hop_size": "hop"}
+
+
+def run_labels(members, table_id):
+    if table_id == "table_XI":
+        return [paper.paper_name(T.model_name(r.config)) for r in members]
+    keys = T.TABLE_KEYS[table_id]
+    values = [{k: f(r.config) for k, f in keys} for r in members]
+    varying = [k for k, _ in keys if len({str(v[k]) for v in values}) > 1]
+    models = [T.model_name(r.config) for r in members]
+    labels = []
+    for run, v, m in zip(members, values, models):
+        parts = [f"{SHORT.get(k, k)}={v[k]}" for k in varying] or [run.name]
+        if len(set(models)) > 1:
+            parts.append(f"({m})")
+        labels.append(" ".join(parts))
+    return labels
+
+# %% [markdown]
+# ## One panel: eval mAP solid, balanced-train subset dashed, one colour per run
+
+# %%
+def training_curves(members, title, table_id, ax):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (run, label) in enumerate(zip(members, run_labels(members, table_id))):
+        for split, style in (("balanced_train", "--"), ("eval", "-")):
+            curve = run.curve(split)
+            if not curve.empty:
+                ax.plot(curve["iteration"], curve["mAP"], style, color=colours[i % len(colours)], lw=1.4,
+                        label=label if split == "eval" else None, alpha=0.6 if split == "balanced_train" else 1.0)
+    ax.set(xlabel="iteration", ylabel="mAP", title=title)
+    if members:
+        ax.plot([], [], "k-", label="eval")
+        ax.plot([], [], "k--", alpha=0.6, label="train")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.text(0.5, 0.5, "no runs in this group", ha="center", va="center", transform=ax.transAxes)
+
+# %%
 PANELS = {"fig_4a": ("architectures", "table_XI"), "fig_4b": ("balancing_augmentation", "table_V"),
           "fig_4c": ("embedding_size", "table_VII"), "fig_4d": ("data_amount", "table_VIII"),
           "fig_4e": ("sample_rate", "table_IX"), "fig_4f": ("mel_bins", "table_X")}
-reference = snapshot.get("reference_run")
 for fid, (group, tid) in PANELS.items():
     members = T.group_runs(runs, group, reference)
-    fig = P.figure_training_curves(members, f"({fid[-1]}) {group.replace('_', ' ')}", tid)
-    A.save_figure(fig, fid, figures_dir, sources=[r.statistics_path for r in members], profile=profile,
+    fig, ax = plt.subplots(figsize=(P.COLUMN_WIDTH * 1.4, 3.0))
+    training_curves(members, f"({fid[-1]}) {group.replace('_', ' ')}", tid, ax)
+    A.save_figure(P.finish(fig), fid, figures_dir, sources=[r.statistics_path for r in members], profile=profile,
                   caption=paper.FIGURES[fid], meta=source)
     plt.close(fig)
+
+# %% [markdown]
+# All six panels together:
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(14, 7))
 for ax, (fid, (group, tid)) in zip(axes.flat, PANELS.items()):
-    P.figure_training_curves(T.group_runs(runs, group, reference), f"({fid[-1]}) {group.replace('_', ' ')}", tid, ax=ax)
-fig.tight_layout()
+    training_curves(T.group_runs(runs, group, reference), f"({fid[-1]}) {group.replace('_', ' ')}", tid, ax)
+P.finish(fig)

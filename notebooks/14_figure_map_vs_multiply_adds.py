@@ -10,7 +10,7 @@
 profile = "smoke"
 run_root = "runs/smoke"
 figures_dir = "figures/smoke"
-show_paper = True
+compare_to_paper = None  # draw the paper's 15 points; None: only on AudioSet and its generated stand-in
 
 # %% [markdown]
 # # 14 · Figure 5: mAP vs multiply-adds
@@ -22,19 +22,27 @@ show_paper = True
 # **Where we differ, and why.** Short profiles train a few architectures briefly on generated data: their mAPs are not comparable with the paper's.
 
 # %%
-import json, os
+import math, os
+import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
-from panns_core import tables as T, plots as P, artefacts as A
+from IPython.display import display
+from panns_core import artefacts as A, paper, plots as P, tables as T
+from panns_core.notebook_inputs import require_runs
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)
 source = T.data_source_note(run_root)
+if compare_to_paper is None:
+    compare_to_paper = T.compare_to_paper_default(source["data_source"])
 print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
+require_runs(runs, run_root, profile)
+
+# %% [markdown]
+# ## Our points: each architecture run's mAP at its counted multiply-adds
+# From `table_XII.csv` when notebook 11 ran, else counted here (a few seconds per model).
 
 # %%
-reference = snapshot.get("reference_run")
-members = T.group_runs(runs, "architectures", reference)
+members = T.group_runs(runs, "architectures", snapshot.get("reference_run"))
 xii_csv = os.path.join(figures_dir, "table_XII.csv")
 xii = pd.read_csv(xii_csv).set_index("model") if os.path.exists(xii_csv) else None
 rows = []
@@ -50,6 +58,34 @@ for run in members:
     rows.append({"model": model, "run": run.name, "mult_adds": madds, "mAP": T.select_evaluation(run).metrics["mAP"]})
 ours = pd.DataFrame(rows, columns=["model", "run", "mult_adds", "mAP"])
 display(ours)
-fig = P.figure_map_vs_multiply_adds(ours, show_paper=show_paper)
+
+# %% [markdown]
+# ## The figure: one colour per family (colour-blind-safe Okabe-Ito), filled = ours, hollow = the paper's
+
+# %%
+FAMILY_COLOURS = {"CNN": "#0072B2", "ResNet": "#D55E00", "MobileNet": "#009E73", "1D CNN": "#CC79A7",
+                  "Wavegram": "#E69F00"}
+fig, ax = plt.subplots(figsize=(P.PAGE_WIDTH * 0.8, 4.0))
+if compare_to_paper:
+    for m, v in paper.TABLE_XI.items():
+        x = paper.TABLE_XII[m]["mult_adds"] / 1e9
+        ax.scatter(x, v["mAP"], s=40, facecolors="none", edgecolors=FAMILY_COLOURS[paper.FAMILIES[m]], linewidths=1.2)
+        ax.annotate(paper.paper_name(m), (x, v["mAP"]), fontsize=6, xytext=(3, 2), textcoords="offset points",
+                    color="0.35")
+for _, row in ours.iterrows():
+    if row["mAP"] is None or math.isnan(row["mAP"]):
+        continue
+    x = row["mult_adds"] / 1e9
+    ax.scatter(x, row["mAP"], s=46, color=FAMILY_COLOURS[paper.FAMILIES.get(row["model"], "CNN")], edgecolors="k",
+               linewidths=0.5, zorder=3)
+    ax.annotate(paper.paper_name(row["model"]), (x, row["mAP"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+for family, colour in FAMILY_COLOURS.items():
+    ax.scatter([], [], color=colour, label=family)
+if compare_to_paper:
+    ax.scatter([], [], facecolors="none", edgecolors="0.3", label="paper")
+ax.scatter([], [], color="0.3", edgecolors="k", label="ours")
+ax.set(xlabel="multiply-adds per 10-s clip (1e9, paper convention)", ylabel="mAP")
+ax.legend(fontsize=7, ncol=2, loc="lower right")
+P.finish(fig, "mAP vs multiply-adds")
 A.save_figure(fig, "fig_5", figures_dir, sources=[r.statistics_path for r in members] + ([xii_csv] if xii is not None else []),
-              profile=profile, caption="mAP vs multiply-adds", meta=source)
+              profile=profile, caption="mAP vs multiply-adds", meta={**source, "compare_to_paper": compare_to_paper})

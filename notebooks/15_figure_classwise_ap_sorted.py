@@ -22,28 +22,64 @@ max_systems = 3
 # **Where we differ, and why.** The earlier 'averaging instances' system of the paper has no code or statistics, so it is not drawn.
 
 # %%
-import json, os
-import pandas as pd
-from IPython.display import Markdown, display
-from panns_core import tables as T, plots as P, artefacts as A
+import matplotlib.pyplot as plt
+import numpy as np
+from panns_core import artefacts as A, plots as P, tables as T
+from panns_core.notebook_inputs import require_runs
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)
 source = T.data_source_note(run_root)
 print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
+require_runs(runs, run_root, profile)
+
+# %% [markdown]
+# ## The systems: the reference run first, then architecture runs; each one's AP at its selected evaluation
 
 # %%
-import numpy as np
 reference = snapshot.get("classwise_run") or snapshot.get("reference_run")
-members = T.group_runs(runs, "architectures", reference)
-if reference in runs and runs[reference] not in members:
-    members.insert(0, runs[reference])
+members = T.group_runs(runs, "architectures", reference) or list(runs.values())
 members = members[:max_systems]
-if not members:
-    raise FileNotFoundError(f"no runs with statistics under {run_root}/train")
 first = members[0]
 counts = T.training_clip_counts(first)
-ap = {f"{r.name} ({T.model_name(r.config)})": P.selection_ap(r) for r in members}
-fig = P.figure_classwise_ap_sorted(ap, counts, T.class_names(first, len(counts)), T.label_quality(first))
+names = T.class_names(first, len(counts))
+quality = T.label_quality(first)  # None unless the data root has qa_true_counts.csv
+ap_by_system = {}
+for run in members:
+    row = T.select_evaluation(run).row
+    ap_by_system[f"{run.name} ({T.model_name(run.config)})"] = np.array(
+        [np.nan if v is None else float(v) for v in row.get("AP") or []], dtype=float)
+
+# %% [markdown]
+# ## Classes sorted by the first system's AP (classes without an eval positive have no AP and are left out);
+# grey bars: training clips (log scale, right axis); crosses: label quality where known
+
+# %%
+key = next(iter(ap_by_system))
+ref = ap_by_system[key]
+keep = np.where(~np.isnan(ref))[0]
+order = keep[np.argsort(-ref[keep], kind="stable")]
+x = np.arange(len(order))
+fig, ax = plt.subplots(figsize=(max(P.PAGE_WIDTH, min(24.0, 0.03 * len(order) + 4)), 3.6))
+bars = ax.twinx()
+bars.bar(x, np.maximum(counts[order], 1), color="0.85", width=0.9, zorder=0, label="training clips")
+bars.set(yscale="log", ylabel="training clips (log)")
+bars.grid(False)
+ax.set_zorder(bars.get_zorder() + 1)
+ax.patch.set_visible(False)
+for system, ap in ap_by_system.items():
+    ax.plot(x, ap[order], marker=".", ms=3, lw=0.8, label=system)
+if quality is not None and np.isfinite(np.asarray(quality, dtype=float)[order]).any():
+    ax.scatter(x, np.asarray(quality, dtype=float)[order], s=6, color="k", marker="x", label="label quality")
+ax.set(ylim=(0, 1.02), ylabel="AP / label quality", xlim=(-0.5, len(order) - 0.5))
+if len(order) <= 60:
+    ax.set_xticks(x)
+    ax.set_xticklabels([names[k] for k in order], rotation=90, fontsize=6)
+else:
+    ax.set_xlabel(f"{len(order)} classes sorted by AP of {key}")
+handles, labels = ax.get_legend_handles_labels()
+bar_handles, bar_labels = bars.get_legend_handles_labels()
+ax.legend(handles + bar_handles, labels + bar_labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+P.finish(fig, "Class-wise AP with training-clip counts")
 A.save_figure(fig, "fig_12", figures_dir, sources=[r.statistics_path for r in members] + [T.training_index_path(first)],
               profile=profile, caption="AP of every class", meta=source)

@@ -28,6 +28,10 @@ label = ""
 import os
 from IPython.display import HTML, Markdown, display
 from panns_core import report as R
+from panns_core.notebook_inputs import pipeline_hint, stop
+if not os.path.exists(os.path.join(run_root, "manifest.json")):
+    stop(f"{run_root}/manifest.json does not exist: the pipeline writes it after the table and figure notebooks "
+         f"(`{pipeline_hint(profile)}`, or only the last step: `{pipeline_hint(profile)} --only manifest`)")
 manifest = R.read_manifest(run_root)
 display(Markdown(R.header_markdown(manifest, data_source, label)))
 

@@ -257,20 +257,27 @@ def _display_path(path: str, root: str | None) -> str:
 
 def build_manifest(figures_dir, profile: str, *, ids: Sequence[str] = ARTEFACT_IDS,
                    missing_reasons: Mapping[str, str] | None = None,
+                   not_in_profile: Mapping[str, str] | None = None,
                    root: str | None = None, extra: Mapping | None = None) -> dict:
     """The manifest of one profile: produced ids with paths and sources, the rest as missing.
 
     ``missing_reasons`` lets the caller (the pipeline) say *why* an id is absent
-    (stage failed, notebook not in the profile, ...); ids without a stated
-    reason get a default naming the notebook that owns them.
+    (stage failed, ...); ids without a stated reason get a default naming the
+    notebook that owns them. ``not_in_profile`` ({id: why}) lists ids whose
+    notebook the profile does not run: without a record they are reported
+    under ``not_in_profile``, not as missing, and are not expected.
     """
     figures_dir = os.fspath(figures_dir)
     missing_reasons = dict(missing_reasons or {})
-    artefacts, missing = {}, {}
+    not_in_profile = dict(not_in_profile or {})
+    artefacts, missing, skipped = {}, {}, {}
     for artefact_id in ids:
         check_artefact_id(artefact_id)
         record = read_record(artefact_id, figures_dir)
         owner = ARTEFACT_OWNERS.get(artefact_id, "?")
+        if record is None and artefact_id in not_in_profile:
+            skipped[artefact_id] = not_in_profile[artefact_id]
+            continue
         if record is None:
             missing[artefact_id] = missing_reasons.get(
                 artefact_id, f"not produced: notebook {owner} did not write it")
@@ -300,7 +307,9 @@ def build_manifest(figures_dir, profile: str, *, ids: Sequence[str] = ARTEFACT_I
         "figures_dir": _display_path(figures_dir, root),
         "artefacts": artefacts,
         "missing": missing,
-        "counts": {"produced": len(artefacts), "missing": len(missing), "expected": len(ids)},
+        "not_in_profile": skipped,
+        "counts": {"produced": len(artefacts), "missing": len(missing), "not_in_profile": len(skipped),
+                   "expected": len(ids) - len(skipped)},
     }
     if extra:
         manifest.update(extra)

@@ -58,9 +58,11 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
                         "a `panns finetune` checkpoint: its training clip length)")
     r.add_argument("--hop-seconds", type=float, default=None,
                    help="window hop (default: the window length, no overlap)")
-    r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16 = bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX; small "
-                        "accuracy cost, see docs/inference.md)")
+    r.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default) = bf16 where the CPU/GPU runs bfloat16 natively (AVX512-BF16/"
+                        "AMX), else fp32; bf16 has a small accuracy cost, see docs/inference.md")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (slow first batch; cached on disk for later runs)")
     r.add_argument("--device", default="cpu", help="torch device (default cpu)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     r.add_argument("--failures", default=None, help="write skipped files and reasons to this CSV")
@@ -150,7 +152,8 @@ def _load_model(args, task: str):
     from .labels import LabelsError
 
     options = dict(batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
-                   hop_seconds=args.hop_seconds, precision=args.precision, device=args.device)
+                   hop_seconds=args.hop_seconds, precision=args.precision, device=args.device,
+                   compile=args.compile)
     options = {k: v for k, v in options.items() if v is not None or k == "hop_seconds"}
     try:
         if args.untrained:

@@ -35,10 +35,12 @@ to the user):
   (``batch_size`` windows at a time); results come back in input order.
 * **Bad files**: a file that cannot be decoded becomes a :class:`Failure`
   (file + reason) and the others are still processed.
-* **Speed**: eval mode under ``torch.inference_mode()``; ``precision="bf16"`` runs
-  the forward under CPU/GPU autocast to bfloat16 (:func:`panns_core.precision.autocast`),
-  the models keeping the STFT/log-mel front end in float32 (see ``benchmarks/bench_inference_bf16.py`` for the speed and
-  the accuracy cost).
+* **Speed**: forwards run under ``torch.inference_mode()`` on an inference copy of
+  the model (:mod:`panns_core.fast_inference`: BatchNorm folded into the
+  convolutions, channels_last, and with ``precision="bf16"`` bfloat16 weights with
+  the STFT/log-mel front end kept in float32; ``precision="auto"`` picks bf16 where
+  the hardware runs it natively). ``self.model`` keeps the original weights. See
+  ``benchmarks/bench_inference_bf16.py`` for the speed and the accuracy cost.
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ import torch
 
 from .audio_io import AudioReadError, expand_inputs, load_audio, waveform_from_array
 from .config import CLASSES_NUM, AudioConfig
+from .fast_inference import default_precision, prepare_for_inference
 from .labels import LabelSet, labels_for, load_labels
 from .precision import autocast
 
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_MIN_SECONDS = 1.0
-PRECISIONS = ("fp32", "bf16")  # of panns_core.precision.PRECISIONS, those inference offers
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 class InferenceError(RuntimeError):
@@ -355,6 +358,19 @@ def fetch_released(name: str, cache_dir=None, *, download: bool = True, progress
 # ---------------------------------------------------------------------------
 
 
+def _autocast_module(model: torch.nn.Module, device: torch.device, precision: str):
+    """``model`` called under bf16 autocast (the ``optimize=False`` path; the models keep
+    their log-mel front end in float32 themselves, see :mod:`panns_core.precision`)."""
+    if precision == "fp32":
+        return model
+
+    def run(x):
+        with autocast(device, precision):
+            return model(x)
+
+    return run
+
+
 def bf16_supported(device="cpu") -> bool:
     """Whether bfloat16 autocast runs on this device (CPU: ops exist; speed needs AVX512-BF16/AMX)."""
     device = torch.device(device)
@@ -395,7 +411,10 @@ class Pretrained:
     def __init__(self, model: torch.nn.Module, model_name: str, config: AudioConfig,
                  labels: LabelSet, *, checkpoint: str | None = None, precision: str = "fp32",
                  device="cpu", batch_size: int = 8, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-                 hop_seconds: float | None = None, min_seconds: float = DEFAULT_MIN_SECONDS):
+                 hop_seconds: float | None = None, min_seconds: float = DEFAULT_MIN_SECONDS,
+                 optimize: bool = True, compile: bool = False):
+        if precision == "auto":
+            precision = default_precision(device)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if precision == "bf16" and not bf16_supported(device):
@@ -404,6 +423,9 @@ class Pretrained:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # the inference copy is built on the first forward (optimize=False: the model itself)
+        self._fast_options = {"optimize": optimize, "compile": compile}
+        self._fast_model = None
         self.model_name = model_name
         self.config = config
         self.labels = labels
@@ -521,9 +543,24 @@ class Pretrained:
     def forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """One forward pass of a ``(batch, samples)`` float32 array; outputs as float32 numpy."""
         x = torch.as_tensor(np.asarray(batch, dtype=np.float32), device=self.device)
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            out = self.model(x)
+        with torch.inference_mode():
+            out = self.fast_model(x)
         return {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+    @property
+    def fast_model(self) -> torch.nn.Module:
+        """The module forwards run on (see :func:`panns_core.fast_inference.prepare_for_inference`)."""
+        if self._fast_model is None:
+            from .models.blocks import PannsModel
+
+            # only the package's own models are known to survive folding and dtype changes
+            ours = any(isinstance(m, PannsModel) for m in self.model.modules())
+            if self._fast_options["optimize"] and ours:
+                self._fast_model = prepare_for_inference(self.model, self.precision, device=self.device,
+                                                         compile=self._fast_options["compile"])
+            else:  # the plain model, autocast for bf16
+                self._fast_model = _autocast_module(self.model, self.device, self.precision)
+        return self._fast_model
 
     def output_keys(self) -> set[str]:
         """Output names of the model (one forward of a short silent clip, cached)."""

@@ -20,10 +20,12 @@ ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "art
 
 DATA_ROLES = ("acquire", "pack")
 
-PARAMETER_GROUPS = ("data", "generate", "acquire", "pack", "run_name")
+PARAMETER_GROUPS = ("data", "generate", "acquire", "pack", "packed", "compare", "run_name")
 """Profile sections a role is given besides the common ``profile``/``run_root``/``figures_dir``:
 ``data`` = ``data_root`` + ``data_source``; ``generate``/``acquire``/``pack`` = that
-``data.<key>`` mapping; ``run_name`` = the profile's ``reference_run`` (the run to evaluate)."""
+``data.<key>`` mapping; ``packed`` = whether ``data.packed`` names an already packed copy (the data
+stages then only verify it and build missing indexes); ``compare`` = ``compare_to_paper`` (paper columns
+in the tables); ``run_name`` = the profile's ``reference_run`` (the run to evaluate)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ _TRANSFER = ("table_XIII", "table_XIV", "table_XV", "table_XVI", "table_XVII", "
 
 NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     NotebookRole("00_environment_and_data", "environment", parameters=("data",), writes=("environment.json",)),
-    NotebookRole("01_download_audioset", "acquire", parameters=("data", "generate", "acquire")),
-    NotebookRole("02_pack_and_index", "pack", parameters=("data", "pack"), reads=("acquire",)),
+    NotebookRole("01_download_audioset", "acquire", parameters=("data", "generate", "acquire", "packed")),
+    NotebookRole("02_pack_and_index", "pack", parameters=("data", "pack", "packed"), reads=("acquire",)),
     # Teaching notebooks: each shows one piece of the recipe on the packed data (a tiny
     # in-memory example when it is absent); they produce no artefact.
     NotebookRole("05_sampler_and_mixup", "teaching", parameters=("data",), reads=DATA_ROLES),
@@ -62,7 +64,7 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     # Its own run's training stage is a dependency too (see pipeline.derive_stages).
     NotebookRole("04_evaluate_system", "evaluate", parameters=("data", "run_name"), reads=DATA_ROLES,
                  writes=("evaluate/",)),
-    NotebookRole("10_tables_audioset", "artefacts", reads_if_present=("train", "evaluate"),
+    NotebookRole("10_tables_audioset", "artefacts", parameters=("compare",), reads_if_present=("train", "evaluate"),
                  produces=_AUDIOSET_TABLES),
     NotebookRole("11_table_complexity", "artefacts", reads_if_present=("train", "evaluate"),
                  produces=("table_XII",)),
@@ -70,7 +72,8 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
                  produces=("fig_3",)),
     NotebookRole("13_figure_training_curves", "artefacts", reads_if_present=("train", "evaluate"),
                  produces=tuple(f"fig_4{c}" for c in "abcdef")),
-    NotebookRole("14_figure_map_vs_multiply_adds", "artefacts", reads_if_present=("train", "evaluate"),
+    NotebookRole("14_figure_map_vs_multiply_adds", "artefacts", parameters=("compare",),
+                 reads_if_present=("train", "evaluate"),
                  produces=("fig_5",)),
     NotebookRole("15_figure_classwise_ap_sorted", "artefacts", reads_if_present=("train", "evaluate"),
                  produces=("fig_12",)),

@@ -61,6 +61,12 @@ RUN_GROUPS = {
 
 REQUIRED_PROFILE_KEYS = ("name", "data_source", "data", "notebooks")
 DATA_SOURCES = ("generated", "audioset")
+"""Sources the data stages can make; any other ``data_source`` (your own data) needs ``data: {packed: PATH}``."""
+
+USER_DATA_TRAIN_DEFAULTS = {"max_eval_clips": 1000, "eval_splits": ["eval", "validation"]}
+"""``train`` defaults of a profile on your own data (a ``data_source`` other than generated/audioset): each
+evaluation scores at most 1,000 clips of the eval and validation splits (validation still chooses ``best.pt``),
+not the whole training split too. A profile's own ``train`` values win."""
 
 
 class ProfileError(ValueError):
@@ -116,10 +122,16 @@ def validate_profile(profile: dict, path) -> None:
     missing = [k for k in REQUIRED_PROFILE_KEYS if k not in profile]
     if missing:
         raise ProfileError(f"{path}: missing key(s) {missing}")
-    if profile["data_source"] not in DATA_SOURCES:
-        raise ProfileError(f"{path}: data_source must be one of {DATA_SOURCES}, got {profile['data_source']!r}")
-    if not isinstance(profile["data"], dict) or "root" not in profile["data"]:
-        raise ProfileError(f"{path}: data must be a mapping with a 'root' folder")
+    if not isinstance(profile["data"], dict) or not ("root" in profile["data"] or profile["data"].get("packed")):
+        raise ProfileError(f"{path}: data must be a mapping with a 'root' folder (or 'packed': an already packed copy)")
+    source = profile["data_source"]
+    if not isinstance(source, str) or not source.replace("_", "").replace("-", "").isalnum():
+        raise ProfileError(f"{path}: data_source must be a name (generated, audioset or your data's), got {source!r}")
+    if source not in DATA_SOURCES and not profile["data"].get("packed"):
+        raise ProfileError(f"{path}: data_source {source!r} is not one the data stages can make ({DATA_SOURCES}); "
+                           f"point data.packed at your packed copy (python -m panns_core.data pack)")
+    if "compare_to_paper" in profile and not isinstance(profile["compare_to_paper"], bool):
+        raise ProfileError(f"{path}: compare_to_paper must be true or false")
     runs = profile.get("runs") or {}
     if not isinstance(runs, dict):
         raise ProfileError(f"{path}: runs must map run names to override mappings")
@@ -204,14 +216,23 @@ def common_parameters(profile: dict) -> dict:
 
 def _data_parameters(profile: dict) -> dict:
     data = profile["data"]
-    return {"data_root": data["root"], "data_source": profile["data_source"]}
+    return {"data_root": data.get("packed") or data["root"], "data_source": profile["data_source"]}
+
+
+def compare_to_paper(profile: dict) -> bool:
+    """Whether tables show the paper's columns: the profile's ``compare_to_paper``, else only on
+    AudioSet and its generated stand-in (whose paper columns are labelled as not comparable)."""
+    from panns_core.tables import compare_to_paper_default
+
+    return bool(profile.get("compare_to_paper", compare_to_paper_default(profile["data_source"])))
 
 
 def run_config(profile: dict, run_name: str) -> dict:
     """TrainConfig fields of one run: the profile's ``train`` defaults + the run line."""
     spec = dict(profile.get("runs", {})[run_name])
     spec.pop("groups", None)
-    config = copy.deepcopy(profile.get("train") or {})
+    config = copy.deepcopy(USER_DATA_TRAIN_DEFAULTS) if profile["data_source"] not in DATA_SOURCES else {}
+    config.update(copy.deepcopy(profile.get("train") or {}))
     config.update(spec)
     return config
 
@@ -242,6 +263,10 @@ def derive_stages(profile: dict) -> list[Stage]:
         params = dict(common)
         if "data" in role.parameters:
             params.update(data)
+        if "packed" in role.parameters:
+            params["packed"] = bool(profile["data"].get("packed"))
+        if "compare" in role.parameters:
+            params["compare_to_paper"] = compare_to_paper(profile)
         for section in ("generate", "acquire", "pack"):
             if section in role.parameters:
                 params[section] = _section(profile, section)
@@ -422,6 +447,29 @@ def default_notebooks_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def local_kernel_manager_class():
+    """A kernel manager whose kernel does not talk plain TCP.
+
+    By default a kernel listens on TCP ports without encryption (and says so in an
+    ``IPKernelApp`` warning at every start). The pipeline's kernels are local
+    children, so on POSIX they use Unix-domain (IPC) sockets, which other users
+    cannot reach; elsewhere the manager provisions CurveZMQ keys when the kernel
+    declares support for them.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if os.name == "posix":
+                kwargs.setdefault("transport", "ipc")
+            elif zmq.has("curve"):
+                kwargs.setdefault("transport_encryption", "auto")
+            super().__init__(**kwargs)
+
+    return LocalKernelManager
+
+
 def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: str) -> None:
     """Run one notebook with papermill (module-level so tests can wrap it)."""
     import papermill as pm
@@ -429,6 +477,7 @@ def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: s
     pm.execute_notebook(
         input_path, output_path, parameters=parameters, cwd=cwd, kernel_name="python3",
         progress_bar=False, log_output=False, report_mode=False,
+        kernel_manager_class=local_kernel_manager_class(),
     )
 
 
@@ -663,6 +712,12 @@ class Pipeline:
         self.fingerprints[stage.name] = fp
         return StageResult(stage.name, "completed", "", duration)
 
+    def not_in_profile(self) -> dict[str, str]:
+        """Artefacts whose owner notebook this profile does not list (not expected, so not 'missing')."""
+        listed = {a for s in self.stages for a in s.artefacts}
+        return {a: f"not in this profile (its notebook {ARTEFACT_OWNERS[a]} is not listed)"
+                for a in ARTEFACT_IDS if a not in listed}
+
     def missing_reasons(self) -> dict[str, str]:
         """Why each artefact of a stage that did not complete is missing."""
         reasons = {}
@@ -702,16 +757,18 @@ class Pipeline:
                        for s in self.stages if s.name not in ("manifest", "build_report")},
         }
         manifest = build_manifest(self.figures_dir, self.profile["name"], missing_reasons=self.missing_reasons(),
-                                  root=self.root, extra=extra)
+                                  not_in_profile=self.not_in_profile(), root=self.root, extra=extra)
         write_json(manifest, os.path.join(self.run_root, "manifest.json"))
         fp = hashlib.sha256(json.dumps(manifest["artefacts"], sort_keys=True, default=str).encode()).hexdigest()
         self.fingerprints[stage.name] = fp
         self._write_record(stage, status="completed", fingerprint=fp, ended=_now(),
                            duration_s=round(time.time() - t0, 2),
-                           produced=len(manifest["artefacts"]), missing=len(manifest["missing"]))
-        return StageResult(stage.name, "completed",
-                           f"{len(manifest['artefacts'])} artefacts, {len(manifest['missing'])} missing",
-                           time.time() - t0)
+                           produced=len(manifest["artefacts"]), missing=len(manifest["missing"]),
+                           not_in_profile=len(manifest["not_in_profile"]))
+        message = f"{len(manifest['artefacts'])} artefacts, {len(manifest['missing'])} missing"
+        if manifest["not_in_profile"]:
+            message += f", {len(manifest['not_in_profile'])} not in this profile"
+        return StageResult(stage.name, "completed", message, time.time() - t0)
 
 
 def _short_error(exc: BaseException) -> str:

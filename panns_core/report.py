@@ -105,11 +105,13 @@ def provenance_line(entry: dict) -> str:
 
 def missing_markdown(manifest: dict) -> str:
     missing = manifest.get("missing") or {}
+    skipped = manifest.get("not_in_profile") or {}
+    note = (f"\n\nNot in this profile (their notebooks are not listed): {', '.join(skipped)}." if skipped else "")
     if not missing:
-        return "All artefacts were produced."
+        return "All artefacts of this profile were produced." + note
     rows = ["| id | why missing |", "|---|---|"]
     rows += [f"| {k} | {html.escape(str(v)).replace('|', '/')} |" for k, v in missing.items()]
-    return "## Missing artefacts\n\n" + "\n".join(rows)
+    return "## Missing artefacts\n\n" + "\n".join(rows) + note
 
 
 def notebook_to_html(executed_notebook: str, html_path: str) -> str:

@@ -88,6 +88,80 @@ def prepare_indexes(data_root: str, *, sample_rate: int = 32000, clip_seconds: f
     }
 
 
+def use_packed_copy(data_root: str, *, validation_fraction: float | None = 0.05, validation_seed: int = 0,
+                    fractions: Sequence[float] = (), fraction_seed: int = 0, **_packing) -> dict:
+    """Take an already packed PANNs-format copy as it is: never re-pack, build only the missing indexes.
+
+    ``<data_root>/hdf5s/waveforms/*.h5`` are read, never written (packing options
+    such as ``clip_seconds`` do not apply to a packed copy). An index is built
+    only when its file does not exist: one per waveform file, ``full_train``, the
+    validation split and the training sets without it, the fraction subsets, the
+    eval manifest. Returns the summary :func:`prepare_indexes` returns, plus
+    ``built`` (the index files this call wrote).
+    """
+    from panns_core.data import pack as P
+
+    waveforms = os.path.join(P.hdf5s_dir(data_root), "waveforms")
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(waveforms) for f in names if f.endswith(".h5"))
+    if not files:
+        raise FileNotFoundError(f"{waveforms}: no waveform HDF5 files; data.packed must name a PANNs-format copy "
+                                f"(made by `python -m panns_core.data pack ROOT`)")
+    built = []
+
+    def build(path, make):
+        if not os.path.exists(path):
+            make()
+            built.append(path)
+
+    for wav in files:
+        name = os.path.basename(wav)[:-3]
+        build(P.index_path(data_root, name), lambda wav=wav, name=name: P.create_index(wav, P.index_path(data_root, name)))
+    if not os.path.exists(P.index_path(data_root, "eval")):
+        raise FileNotFoundError(f"{waveforms}: no eval waveform file (eval.h5); the tables score the eval split")
+    if P.train_index_parts(data_root):
+        build(P.index_path(data_root, "full_train"), lambda: P.combine_full_train(data_root))
+    train_base = P.index_path(data_root, "full_train")
+    if not os.path.exists(train_base):
+        raise FileNotFoundError(f"{waveforms}: no training waveform file (balanced_train.h5 or unbalanced_train_partNN.h5)")
+    written = [P.index_path(data_root, s) for s in ("eval", "balanced_train", "full_train")]
+    if validation_fraction:
+        validation = P.index_path(data_root, "validation")
+        minus = P.index_path(data_root, "full_train_minus_validation")
+        if not (os.path.exists(validation) and os.path.exists(minus)):
+            P.validation_split(train_base, validation_fraction, validation_seed, out_validation=validation,
+                               out_train=minus)
+            built += [validation, minus]
+        balanced = P.index_path(data_root, "balanced_train")
+        if os.path.exists(balanced):
+            from panns_core.data.index import read_index
+
+            out = P.index_path(data_root, "balanced_train_minus_validation")
+            build(out, lambda: remove_clips(balanced, set(read_index(validation).audio_names), out))
+            written.append(out)
+        train_base = minus
+        written += [validation, minus]
+    for fraction in fractions:
+        out = f"{train_base[:-3]}_frac{float(fraction):g}_seed{fraction_seed}.h5"
+        build(out, lambda out=out, fraction=fraction: P.partial_subset(train_base, float(fraction), fraction_seed,
+                                                                      out_h5=out))
+        written.append(out)
+    eval_index = P.index_path(data_root, "eval")
+    manifest_path = eval_index[:-3] + ".manifest.json"
+    if os.path.exists(manifest_path):
+        import json
+
+        with open(manifest_path) as f:
+            eval_manifest = json.load(f)
+    else:
+        eval_manifest = P.write_eval_manifest(eval_index)
+    return {
+        "packed": {os.path.relpath(w, waveforms): "packed copy, used as it is" for w in files},
+        "indexes": {os.path.basename(p)[:-3]: _index_summary(p) for p in written if os.path.exists(p)},
+        "eval_manifest": eval_manifest,
+        "built": built,
+    }
+
+
 # ----------------------------------------------------------------------------
 # Training stage
 # ----------------------------------------------------------------------------

@@ -1,7 +1,13 @@
-"""Paper-vs-ours tables (IV-XII) computed from run folders.
+"""Run folders as DataFrames, and what several table/figure notebooks share.
 
-Every table puts the paper's value, ours and the difference side by side
-(``mAP paper | mAP ours | mAP diff`` ...). "Ours" is one evaluation of a run,
+The owner notebooks (``10_tables_audioset`` ... ``15_figure_classwise_ap_sorted``)
+build their tables and figures in view; this module keeps only what more than
+one of them needs: reading ``runs/<profile>/train/<run>/`` into :class:`Run`
+objects, choosing the evaluation that stands for a run, the keys that match a
+run to the paper's rows, the paper / ours / difference columns, and per-class
+facts of a run's data (clip counts, class names, label quality).
+
+"Ours" is one evaluation of a run,
 chosen by :func:`select_evaluation`: the eval-split row at the iteration with the
 best *validation* mAP when the run logged a validation split (so the eval set is
 never used to pick the checkpoint), else the last evaluation. The rule used, the
@@ -9,7 +15,9 @@ iteration, the eval-set sha256 and the data source travel with the table.
 
 Tables read only run folders (``runs/<profile>/train/<run>/``) and the profile
 snapshot the pipeline writes (``runs/<profile>/profile.json``: which run belongs
-to which ablation group); they never train.
+to which ablation group); they never train. Statistics are read with
+:func:`panns_core.jsonl.read_jsonl`, so a run that is still writing (a torn last
+line) can be tabulated.
 """
 
 from __future__ import annotations
@@ -76,22 +84,19 @@ class Run:
 
 
 def read_statistics(path: str) -> pd.DataFrame:
-    """Parse a ``statistics.jsonl``; a bad line raises naming the file and line number."""
-    rows = []
-    with open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StatisticsError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise StatisticsError(f"{path}:{line_no}: expected a JSON object")
-            missing = [k for k in REQUIRED_STAT_KEYS if k not in row]
-            if missing:
-                raise StatisticsError(f"{path}:{line_no}: missing key(s) {missing}")
-            rows.append(row)
+    """Parse a ``statistics.jsonl`` (a torn last line is dropped); a bad line raises naming the file and line."""
+    from panns_core.jsonl import read_jsonl
+
+    try:
+        rows = read_jsonl(path)
+    except ValueError as exc:  # JsonlError: damaged before its last line
+        raise StatisticsError(str(exc)) from exc
+    for line_no, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise StatisticsError(f"{path}:{line_no}: expected a JSON object")
+        missing = [k for k in REQUIRED_STAT_KEYS if k not in row]
+        if missing:
+            raise StatisticsError(f"{path}:{line_no}: missing key(s) {missing}")
     if not rows:
         raise StatisticsError(f"{path}: no evaluations recorded")
     return pd.DataFrame(rows)
@@ -211,6 +216,12 @@ def training_set(config: dict) -> str:
     return str(config_value(config, "training_set", "data_type", "train_index", default="full_train"))
 
 
+def trained_on(config: dict) -> str:
+    """The training index a run actually read (``full_train_minus_validation``, not the paper's ``full_train``)."""
+    name = os.path.basename(training_set(config))
+    return name[:-3] if name.endswith(".h5") else name
+
+
 def data_fraction(config: dict) -> float:
     """1.0 for the full set; ``full_train_frac0.5_seed0`` or an explicit fraction otherwise."""
     explicit = config_value(config, "data_fraction", "train_fraction")
@@ -226,7 +237,7 @@ def data_fraction(config: dict) -> float:
     return 1.0
 
 
-def _mixup_kind(config: dict) -> str:
+def mixup_kind(config: dict) -> str:
     """Paper Table V vocabulary: none | mixup (log-mel) | mixup_waveform."""
     aug = str(config_value(config, "augmentation", default="mixup"))
     where = str(config_value(config, "mixup_on", "mixup_domain", "mixup_where", default="")).lower()
@@ -263,15 +274,15 @@ def embedding_size(config: dict):
     return value
 
 
-def _base_training_set(config: dict) -> str:
+def base_training_set(config: dict) -> str:
     """``balanced_train`` or ``full_train`` (validation carve-outs and fractions fold into their parent)."""
     return "balanced_train" if os.path.basename(training_set(config)).startswith("balanced") else "full_train"
 
 
 TABLE_KEYS: dict[str, tuple[tuple[str, Callable[[dict], object]], ...]] = {
-    "table_V": (("training_set", _base_training_set),
+    "table_V": (("training_set", base_training_set),
                 ("balanced", lambda c: str(config_value(c, "balanced", "sampler", default="balanced"))),
-                ("augmentation", _mixup_kind)),
+                ("augmentation", mixup_kind)),
     "table_VI": (("hop_size", lambda c: _audio_value(c, "hop_size")),),
     "table_VII": (("embedding_size", embedding_size),),
     "table_VIII": (("data_fraction", data_fraction),),
@@ -289,8 +300,17 @@ def paper_rows(table_id: str) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------
-# Building comparison tables
+# Paper / ours / difference columns
 # ----------------------------------------------------------------------------
+
+PAPER_DATA_SOURCES = ("audioset", "generated")
+"""Sources whose tables show the paper's columns: AudioSet, and the generated corpus (an
+AudioSet-shaped stand-in whose paper columns are labelled as not comparable)."""
+
+
+def compare_to_paper_default(data_source: str) -> bool:
+    """Tables compare with the paper only on AudioSet and its generated stand-in, unless a profile says otherwise."""
+    return data_source in PAPER_DATA_SOURCES
 
 
 def _diff(ours, theirs):
@@ -301,99 +321,23 @@ def _diff(ours, theirs):
     return float(ours) - float(theirs)
 
 
-def metric_columns(paper_row: dict | None, selection: Selection | None) -> dict:
-    """``<metric> paper``, ``<metric> ours``, ``<metric> diff`` for mAP, AUC and d'."""
+def metric_columns(paper_row: dict | None, selection: Selection | None, *, compare_to_paper: bool = True) -> dict:
+    """``<metric> paper``, ``<metric> ours``, ``<metric> diff`` for mAP, AUC and d'.
+
+    Without ``compare_to_paper`` (data that is not AudioSet) only our value is
+    given, in a column named after the metric alone.
+    """
     out = {}
     for label, stat_key, paper_key in METRICS:
-        theirs = _nan_to_none((paper_row or {}).get(paper_key))
         ours = selection.metrics[stat_key] if selection else float("nan")
+        if not compare_to_paper:
+            out[label] = ours
+            continue
+        theirs = _nan_to_none((paper_row or {}).get(paper_key))
         out[f"{label} paper"] = float("nan") if theirs is None else float(theirs)
         out[f"{label} ours"] = ours
         out[f"{label} diff"] = _diff(ours, theirs)
     return out
-
-
-def _key_tuple(row: dict, keys: Sequence[str]):
-    return tuple(_normalise(row.get(k)) for k in keys)
-
-
-def _normalise(v):
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-        return round(float(v), 6)
-    return v
-
-
-@dataclass
-class TableResult:
-    df: pd.DataFrame
-    sources: list
-    meta: dict
-
-
-def comparison_table(table_id: str, runs: Iterable[Run], *, label_models: bool = True) -> TableResult:
-    """Paper rows and our runs matched on the table's key columns.
-
-    Every paper row appears (ours blank when no run matches); each of our runs
-    that matches no paper row is appended with the paper columns blank, so a
-    profile's extra settings are shown rather than dropped.
-    """
-    keys = TABLE_KEYS[table_id]
-    key_names = [k for k, _ in keys]
-    ours = []
-    problems = []
-    for run in runs:
-        try:
-            sel = select_evaluation(run)
-        except StatisticsError as exc:
-            problems.append(str(exc))
-            continue
-        ours.append(({k: f(run.config) for k, f in keys}, run, sel))
-    rows, used = [], set()
-    for prow in paper_rows(table_id):
-        ptuple = _key_tuple(prow, key_names)
-        match = [i for i, (k, _, _) in enumerate(ours) if _key_tuple(k, key_names) == ptuple and i not in used]
-        if match:
-            used.update(match)
-            for i in match:
-                rows.append(_row(prow, ours[i], key_names, table_id))
-        else:
-            rows.append(_row(prow, None, key_names, table_id))
-    for i, item in enumerate(ours):
-        if i not in used:
-            rows.append(_row(item[0], item, key_names, table_id, paper_known=False))
-    df = _integer_columns(pd.DataFrame(rows))
-    if table_id == "table_XI":
-        df.insert(1, "paper name", [paper.paper_name(m) for m in df["model"]])
-    sources = [os.path.join(r.path, "statistics.jsonl") for _, r, _ in ours]
-    meta = selection_meta([s for _, _, s in ours])
-    if problems:
-        meta["problems"] = problems
-    return TableResult(df, sources, meta)
-
-
-def _row(key_row: dict, item, key_names, table_id, paper_known: bool = True) -> dict:
-    row = {k: key_row.get(k) for k in key_names}
-    if item is not None:
-        _, run, sel = item
-        if table_id != "table_XI":
-            row["our model"] = model_name(run.config)
-        row["run"] = run.name
-        row["iteration"] = sel.iteration
-    else:
-        if table_id != "table_XI":
-            row["our model"] = None
-        row["run"] = None
-        row["iteration"] = None
-    row.update(metric_columns(key_row if paper_known else None, sel if item is not None else None))
-    return row
-
-
-def _integer_columns(df: pd.DataFrame, columns=("iteration",)) -> pd.DataFrame:
-    """Nullable integers, so a blank does not turn 600000 into 600000.000."""
-    for c in columns:
-        if c in df.columns:
-            df[c] = df[c].astype("Int64")
-    return df
 
 
 def selection_meta(selections: Sequence[Selection]) -> dict:
@@ -412,95 +356,18 @@ def group_runs(runs: dict, group: str, reference: str | None = None) -> list:
     return chosen
 
 
-def ablation_table(table_id: str, run_root: str, *, runs: dict | None = None) -> TableResult:
-    """Tables V-XI for the runs of the matching group of a profile."""
-    group = {v: k for k, v in GROUP_TABLES.items()}[table_id]
-    runs = load_runs(run_root) if runs is None else runs
-    reference = read_profile_snapshot(run_root).get("reference_run")
-    return comparison_table(table_id, group_runs(runs, group, reference))
-
-
-def table_iv(run_root: str, *, runs: dict | None = None) -> TableResult:
-    """Literature rows as printed, then ours: CNN14 beside the paper's CNN14, and our best system
-    among the runs scored on the same eval clips as the reference run."""
-    runs = load_runs(run_root) if runs is None else runs
-    selections = {}
-    for name, run in runs.items():
-        try:
-            selections[name] = select_evaluation(run)
-        except StatisticsError:
-            continue
-    rows = []
-    for prow in paper.TABLE_IV:
-        row = {"system": prow["system"], "run": None, "iteration": None}
-        ours = None
-        if prow.get("model"):
-            reference = read_profile_snapshot(run_root).get("reference_run")
-            candidates = [n for n in selections if model_name(runs[n].config) == prow["model"]]
-            if reference in candidates:
-                candidates = [reference]
-            if candidates:
-                ours = selections[candidates[0]]
-                row.update(run=ours.run, iteration=ours.iteration)
-        row.update(metric_columns(prow, ours))
-        rows.append(row)
-    # mAPs are comparable only on the same eval clips: compare the runs scored on the
-    # reference run's eval set (smoke runs may cap their eval set differently).
-    reference = read_profile_snapshot(run_root).get("reference_run")
-    if reference in selections:
-        comparable = [s for s in selections.values()
-                      if s.eval_set_sha256 == selections[reference].eval_set_sha256]
-    else:
-        comparable = list(selections.values())
-    if comparable:
-        best = max(comparable, key=lambda s: -1.0 if math.isnan(s.metrics["mAP"]) else s.metrics["mAP"])
-        rows.append({"system": f"Ours: best of this profile ({paper.paper_name(model_name(runs[best.run].config))})",
-                     "run": best.run, "iteration": best.iteration, **metric_columns(None, best)})
-    sources = [os.path.join(runs[n].path, "statistics.jsonl") for n in selections]
-    return TableResult(_integer_columns(pd.DataFrame(rows)), sources, selection_meta(list(selections.values())))
-
-
-def table_xii(models: Sequence[str] | None = None, with_macs: bool = True) -> TableResult:
-    """Multiply-adds and parameters: the paper's numbers beside our counter's.
-
-    Needs no training. Multiply-adds per 10-s clip in 1e9 with the paper's
-    convention (2 per MAC; see :mod:`panns_core.complexity`); parameters are the
-    trainable ones, as the paper counts them. ``plain MACs`` is the usual
-    multiply-accumulate count, about half the paper's figure.
-    """
-    from panns_core import complexity
-
-    names = list(models) if models else [c for _, c in complexity.TABLE_XI_MODELS]
-    unknown = [m for m in names if m not in paper.TABLE_XII]
-    if unknown:
-        raise ValueError(f"Table XII covers the 15 architectures {list(paper.TABLE_XII)}; not {unknown}")
-    ours = complexity.table_xii(tuple((paper.paper_name(m), m) for m in names), with_macs=with_macs)
-    ours = ours.set_index("class")
-    rows = []
-    for m in names:
-        theirs = paper.TABLE_XII[m]
-        madds_e9 = float(ours.loc[m, "mult_adds"]) / 1e9
-        params = int(ours.loc[m, "params"])
-        row = {
-            "model": m, "paper name": paper.paper_name(m), "family": paper.FAMILIES.get(m, ""),
-            "mult-adds paper (1e9)": theirs["mult_adds"] / 1e9,
-            "mult-adds ours (1e9)": madds_e9,
-            "mult-adds diff (1e9)": round(madds_e9, paper.MULT_ADDS_DECIMALS) - theirs["mult_adds"] / 1e9,
-            "params paper": theirs["params"], "params ours": params, "params diff": params - theirs["params"],
-        }
-        if with_macs and "macs_e9" in ours.columns:
-            row["plain MACs ours (1e9)"] = float(ours.loc[m, "macs_e9"])
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    return TableResult(df, [], {"counter": "panns_core.complexity", "clip_seconds": 10,
-                                "convention": "2 operations per multiply-accumulate, STFT, BatchNorm, ReLU and "
-                                              "pooling modules included (the official count_flops)"})
-
-
 def data_source_note(run_root: str) -> dict:
     """Data source and label stated with every table (generated corpus vs AudioSet)."""
     snap = read_profile_snapshot(run_root)
     return {"data_source": snap.get("data_source", "unknown"), "label": snap.get("label", "")}
+
+
+def integer_columns(df: pd.DataFrame, columns=("iteration",)) -> pd.DataFrame:
+    """Nullable integers, so a blank does not turn 600000 into 600000.000."""
+    for c in columns:
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
+    return df
 
 
 # ----------------------------------------------------------------------------

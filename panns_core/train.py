@@ -636,6 +636,7 @@ def evaluate_and_log(run: RunContext, model: torch.nn.Module, iteration: int) ->
     cps = p.clips_since_eval / p.train_seconds_since_eval if p.train_seconds_since_eval > 0 else None
     improved = False
     for split, table in run.data.eval_tables.items():
+        started = time.perf_counter()
         result = evaluate(model, table, dataset=run.data.eval_dataset,
                           batch_size=c.eval_batch_size or c.batch_size, device=run.device,
                           precision=c.precision, num_workers=c.num_workers,
@@ -652,14 +653,16 @@ def evaluate_and_log(run: RunContext, model: torch.nn.Module, iteration: int) ->
             "train_loss": train_loss,
             "wall_time_s": run.wall_time(),
             "clips_per_second": cps,
+            "eval_seconds": round(time.perf_counter() - started, 3),  # what this evaluation cost
             "eval_set_sha256": result["eval_set_sha256"],
             "resample_mode": c.resample_mode,
             "selection": split == run.selection_split,
         }
         if run.dist.is_main:
             append_jsonl(run.statistics_path, line)
-            log.info("iteration %d  %-14s mAP %s  AUC %s  d' %s  loss %s", iteration, split,
-                     _fmt(line["mAP"]), _fmt(line["mAUC"]), _fmt(line["d_prime"]), _fmt(train_loss))
+            log.info("iteration %d  %-14s mAP %s  AUC %s  d' %s  loss %s  (%d clips scored in %.1f s)", iteration,
+                     split, _fmt(line["mAP"]), _fmt(line["mAUC"]), _fmt(line["d_prime"]), _fmt(train_loss),
+                     result["num_clips"], line["eval_seconds"])
         if split == run.selection_split and result["mAP"] is not None:
             if p.best_metric is None or result["mAP"] > p.best_metric:
                 p.best_metric, p.best_iteration, improved = result["mAP"], iteration, True

@@ -85,6 +85,10 @@ def test_manifest_lists_produced_and_missing_with_reasons(tmp_path):
     assert "table_VII.tex" in m["missing"]["table_VII"]
     assert m["missing"]["fig_3"] == "stage train_x failed"
     assert "21_transfer_tables_figures" in m["missing"]["fig_6"]
-    assert m["counts"] == {"produced": 1, "missing": len(artefacts.ARTEFACT_IDS) - 1,
+    assert m["counts"] == {"produced": 1, "missing": len(artefacts.ARTEFACT_IDS) - 1, "not_in_profile": 0,
                            "expected": len(artefacts.ARTEFACT_IDS)}
-    assert set(m["artefacts"]) | set(m["missing"]) == set(artefacts.ARTEFACT_IDS)
+    # Ids whose notebook the profile does not run are not expected, so not "missing".
+    m = artefacts.build_manifest(figs, "tiny", not_in_profile={"fig_6": "not in this profile"}, root=str(tmp_path))
+    assert m["not_in_profile"] == {"fig_6": "not in this profile"} and "fig_6" not in m["missing"]
+    assert m["counts"]["expected"] == len(artefacts.ARTEFACT_IDS) - 1 and m["counts"]["not_in_profile"] == 1
+    assert set(m["artefacts"]) | set(m["missing"]) | set(m["not_in_profile"]) == set(artefacts.ARTEFACT_IDS)

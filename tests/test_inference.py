@@ -302,7 +302,7 @@ def test_official_sed_upsampling_and_window_stitching(sed_model):
     assert framewise.std(axis=0).max() > 1e-3  # outputs vary over time: the checks below bite
 
     model = Pretrained(sed_model, "Cnn14_DecisionLevelMax", model_info("Cnn14_DecisionLevelMax").config,
-                       labels_for(527), batch_size=2)
+                       labels_for(527), batch_size=2, optimize=False)  # stitching exact to 1e-5
     (res,) = model.sed(wave)
     assert res.framewise.shape == (800000 // 320 + 1, 527) and res.frames_per_second == 100
     assert res.chunk_starts_s == [0.0, 10.0, 15.0]

@@ -38,6 +38,8 @@ def test_packaged_profiles_resolve_and_paths_take_copies(tmp_path):
     (lambda p: p.update(reference_run="ghost"), "reference_run 'ghost' is not one of the runs"),
     (lambda p: p["notebooks"].append(["x"]), "each notebooks entry is a name"),
     (lambda p: p["notebooks"].append("10_tables_audioset"), "listed twice"),
+    (lambda p: p.update(data_source="my_sounds"), "data_source 'my_sounds' is not one the data stages can make"),
+    (lambda p: p.update(compare_to_paper="no"), "compare_to_paper must be true or false"),
 ])
 def test_bad_profiles_name_the_file_and_the_problem(tmp_path, edit, message):
     profile = {k: v for k, v in load_profile("tiny").items() if not k.startswith("_")}
@@ -191,10 +193,15 @@ def test_failed_dependency_skips_dependents_and_manifest_says_why(tmp_path, monk
     assert "train_a" not in fake.calls and "tables_audioset" in fake.calls
     manifest = json.loads((root / "runs" / "fake" / "manifest.json").read_text())
     assert manifest["artefacts"] == {}
-    assert set(manifest["missing"]) == set(artefacts.ARTEFACT_IDS)
+    tables_ids = set(notebook_roles.NOTEBOOK_ROLES["10_tables_audioset"].produces)
+    assert set(manifest["missing"]) == tables_ids
+    assert set(manifest["not_in_profile"]) == set(artefacts.ARTEFACT_IDS) - tables_ids
+    assert manifest["counts"]["expected"] == len(tables_ids)
     assert "not written by 10_tables_audioset" in manifest["missing"]["table_V"]
     assert "stage train_a skipped" in manifest["missing"]["table_V"]
-    assert "not part of profile 'fake'" in manifest["missing"]["fig_3"]
+    assert "not in this profile" in manifest["not_in_profile"]["fig_3"]
+    assert p.results["manifest"].message == f"0 artefacts, {len(tables_ids)} missing, " \
+        f"{len(artefacts.ARTEFACT_IDS) - len(tables_ids)} not in this profile"
     assert manifest["stages"]["pack_and_index"] == "failed"
 
 

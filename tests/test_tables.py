@@ -1,4 +1,9 @@
-"""Tables and figures from run folders, on statistics fabricated here (never in the pipeline)."""
+"""Tables and figures from run folders, on statistics fabricated here (never in the pipeline).
+
+What several notebooks share is tested through ``panns_core.tables``; each table
+and figure through the code of its owner notebook (10-15), run in-process with
+the fabricated run folder as its ``run_root`` (tests/notebook_exec.py).
+"""
 
 import json
 import math
@@ -12,7 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from panns_core import paper, plots, tables  # noqa: E402
+from panns_core import paper, tables  # noqa: E402
+from panns_core.data.index import IndexTable, write_index  # noqa: E402
+from notebook_exec import run_notebook  # noqa: E402
 
 CLASSES = 4
 
@@ -81,42 +88,57 @@ def test_selection_uses_best_validation_then_last(run_root):
     assert (sel.iteration, sel.rule, sel.metrics["mAP"]) == (20, "last evaluation", 0.2)
 
 
-def test_hop_table_matches_paper_rows_and_appends_extra_settings(run_root):
-    result = tables.ablation_table("table_VI", run_root)
-    df = result.df.set_index("hop_size")
+def notebook_tables(run_root, tmp_path, **extra):
+    """Run notebook 10 on ``run_root``; returns {table id: DataFrame as saved (CSV)} and the namespace."""
+    figures = tmp_path / "figures"
+    ns = run_notebook("10_tables_audioset", profile="t", run_root=run_root, figures_dir=str(figures), **extra)
+    return {t: pd.read_csv(figures / f"{t}.csv") for t in ("table_IV", "table_V", "table_VI", "table_VII",
+                                                          "table_VIII", "table_IX", "table_X", "table_XI")}, ns
+
+
+def test_hop_table_matches_paper_rows_and_appends_extra_settings(run_root, tmp_path):
+    saved, ns = notebook_tables(run_root, tmp_path)
+    df, members = ns["ablation_table"]("table_VI")
+    df = df.set_index("hop_size")
     assert list(df.index) == [1000, 640, 500, 320, 160]
     assert df.loc[640, "mAP paper"] == 0.417 and df.loc[640, "mAP ours"] == 0.25  # last eval (no validation gain)
     assert math.isclose(df.loc[640, "mAP diff"], 0.25 - 0.417)
     assert df.loc[320, "run"] == "base" and df.loc[320, "mAP ours"] == 0.3  # reference run: model default hop
+    assert df.loc[320, "trained on"] == "full_train_minus_validation"  # the index it read, not the paper's name
     assert math.isnan(df.loc[1000, "mAP ours"]) and pd.isna(df.loc[1000, "run"])
     assert math.isnan(df.loc[160, "mAP paper"]) and df.loc[160, "mAP ours"] == 0.15
     assert str(df["iteration"].dtype) == "Int64"
-    assert result.meta["eval_set_sha256"] == "sha-eval"
-    assert sorted(os.path.basename(os.path.dirname(s)) for s in result.sources) == ["base", "hop_160", "hop_640"]
+    assert sorted(r.name for r in members) == ["base", "hop_160", "hop_640"]
+    record = json.load(open(tmp_path / "figures" / "table_VI.json"))
+    assert record["meta"]["eval_set_sha256"] == "sha-eval" and record["meta"]["compare_to_paper"] is True
+    assert sorted(os.path.basename(os.path.dirname(s)) for s in record["sources"]) == ["base", "hop_160", "hop_640"]
+    assert saved["table_VI"]["hop_size"].tolist() == [1000, 640, 500, 320, 160]
 
 
-def test_balancing_table_keys(run_root):
-    df = tables.ablation_table("table_V", run_root).df
+def test_balancing_table_keys(run_root, tmp_path):
+    df = notebook_tables(run_root, tmp_path)[0]["table_V"]
     by_run = df.dropna(subset=["run"]).set_index("run")
     assert tuple(by_run.loc["wave", ["training_set", "balanced", "augmentation"]]) == (
         "full_train", "balanced", "mixup_waveform")
     assert by_run.loc["wave", "mAP paper"] == 0.425
     assert tuple(by_run.loc["bal", ["training_set", "augmentation"]]) == ("balanced_train", "none")
+    assert by_run.loc["bal", "trained on"] == "balanced_train_minus_validation"
     assert by_run.loc["bal", "mAP paper"] == 0.221
     assert len(df) == len(paper.TABLE_V)  # every run matched a paper row
 
 
-def test_data_fraction_and_architecture_tables(run_root):
-    df = tables.ablation_table("table_VIII", run_root).df.set_index("data_fraction")
+def test_data_fraction_and_architecture_tables(run_root, tmp_path):
+    saved = notebook_tables(run_root, tmp_path)[0]
+    df = saved["table_VIII"].set_index("data_fraction")
     assert df.loc[0.5, "run"] == "half" and df.loc[1.0, "run"] == "base"
-    xi = tables.ablation_table("table_XI", run_root).df.set_index("model")
+    xi = saved["table_XI"].set_index("model")
     assert list(xi.index) == list(paper.TABLE_XI)
     assert xi.loc["Cnn6", "mAP ours"] == 0.4 and xi.loc["Cnn14", "run"] == "base"
     assert xi.loc["DaiNet19", "paper name"] == "DaiNet"
 
 
-def test_table_iv_keeps_literature_and_adds_ours(run_root):
-    df = tables.table_iv(run_root).df
+def test_table_iv_keeps_literature_and_adds_ours(run_root, tmp_path):
+    df = notebook_tables(run_root, tmp_path)[0]["table_IV"]
     assert list(df["system"][: len(paper.TABLE_IV)]) == [r["system"] for r in paper.TABLE_IV]
     assert df["mAP paper"].tolist()[: len(paper.TABLE_IV)] == [r["mAP"] for r in paper.TABLE_IV]
     cnn14 = df[df["system"] == "Proposed CNN14"].iloc[0]
@@ -124,13 +146,25 @@ def test_table_iv_keeps_literature_and_adds_ours(run_root):
     assert df.iloc[-1]["system"].startswith("Ours: best of this profile") and df.iloc[-1]["mAP ours"] == 0.4
 
 
+def test_tables_without_paper_columns_on_other_data(run_root, tmp_path):
+    """compare_to_paper false (the default for a data source other than AudioSet / generated): ours only."""
+    saved, _ = notebook_tables(run_root, tmp_path, compare_to_paper=False)
+    for table_id, df in saved.items():
+        assert not [c for c in df.columns if c.endswith((" paper", " diff", " ours"))], table_id
+    vi = saved["table_VI"]
+    assert vi["hop_size"].tolist() == [320, 160, 640] and vi["mAP"].tolist() == [0.3, 0.15, 0.25]
+    assert saved["table_IV"]["system"].tolist() == ["Ours: best of this profile (CNN6)"]
+    assert tables.compare_to_paper_default("audioset") and tables.compare_to_paper_default("generated")
+    assert not tables.compare_to_paper_default("custom")
+
+
 def test_bad_statistics_are_named_and_skipped(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "good", {"model": "Cnn6"}, curve([0.2]))
     bad = make_run(root, "bad", {"model": "Cnn6"}, [])
     with open(os.path.join(bad, "statistics.jsonl"), "w") as f:
-        f.write(json.dumps(_line(0, "eval", 0.1)) + "\n{broken\n")
-    with pytest.raises(tables.StatisticsError, match=r"bad/statistics.jsonl:2: not valid JSON"):
+        f.write("{broken\n" + json.dumps(_line(0, "eval", 0.1)) + "\n")
+    with pytest.raises(tables.StatisticsError, match=r"bad/statistics.jsonl, line 1: not valid JSON"):
         tables.read_statistics(os.path.join(bad, "statistics.jsonl"))
     messages = []
     runs = tables.load_runs(str(root), on_error=messages.append)
@@ -140,67 +174,105 @@ def test_bad_statistics_are_named_and_skipped(tmp_path):
         tables.load_run(missing_key)
 
 
-def test_table_xii_matches_paper_exactly():
-    df = tables.table_xii(["Cnn6", "LeeNet11"], with_macs=False).df.set_index("model")
+def test_a_torn_last_line_of_a_running_run_is_dropped(tmp_path, caplog):
+    """A run still writing its statistics (last line cut mid-write) is tabulated from its complete lines."""
+    path = make_run(tmp_path / "runs", "live", {"model": "Cnn6"}, curve([0.2, 0.3], splits=("eval",)))
+    with open(os.path.join(path, "statistics.jsonl"), "a") as f:
+        f.write(json.dumps(_line(20, "eval", 0.9))[:25])
+    run = tables.load_run(path)
+    assert "torn last line" in caplog.text
+    assert run.stats["iteration"].tolist() == [0, 10] and tables.select_evaluation(run).metrics["mAP"] == 0.3
+
+
+def test_table_xii_matches_paper_exactly(tmp_path):
+    ns = run_notebook("11_table_complexity", profile="t", run_root=str(tmp_path / "runs"),
+                      figures_dir=str(tmp_path / "figures"), models=["Cnn6", "LeeNet11"], with_macs=False)
+    df = pd.read_csv(tmp_path / "figures" / "table_XII.csv").set_index("model")
     assert df.loc["Cnn6", "params ours"] == paper.TABLE_XII["Cnn6"]["params"]
     assert df.loc["LeeNet11", "params diff"] == 0
     assert round(df.loc["Cnn6", "mult-adds ours (1e9)"], 3) == 21.986
     assert df["mult-adds diff (1e9)"].abs().max() < 1e-9
+    assert "plain MACs ours (1e9)" not in ns["table"].columns
     with pytest.raises(ValueError, match="Cnn14_emb32"):
-        tables.table_xii(["Cnn14_emb32"])
+        run_notebook("11_table_complexity", profile="t", run_root=str(tmp_path / "runs"),
+                     figures_dir=str(tmp_path / "figures"), models=["Cnn14_emb32"])
 
 
-def test_rank_groups_scale_to_the_corpus():
-    assert plots.scaled_rank_groups(527) == [(1, 10), (250, 260), (517, 527)]
-    assert plots.scaled_rank_groups(24) == [(1, 3), (11, 13), (22, 24)]
-    assert plots.scaled_rank_groups(4) == [(1, 1), (2, 2), (4, 4)]
-    assert plots.scaled_rank_groups(1) == [(1, 1), (1, 1), (1, 1)]
-    counts = np.array([5, 0, 9, 5, 1])
-    assert plots.rank_classes(counts).tolist() == [2, 0, 3, 4]  # class 1 has no clips
+def with_training_index(run_root, counts):
+    """Give every fabricated run a training index with ``counts[k]`` clips of class k (for Figs. 3 and 12)."""
+    n = int(sum(counts))
+    targets = np.zeros((n, len(counts)), bool)
+    targets[np.arange(n), np.repeat(np.arange(len(counts)), counts)] = True
+    index = os.path.join(run_root, "train_index.h5")
+    write_index(index, IndexTable([f"Y{i}.wav" for i in range(n)], [os.path.abspath(index)] * n, np.arange(n), targets))
+    for name in os.listdir(os.path.join(run_root, "train")):
+        config_path = os.path.join(run_root, "train", name, "config.json")
+        config = json.load(open(config_path))
+        config["run_info"] = {"train_index": index}
+        json.dump(config, open(config_path, "w"))
 
 
-def test_figures_draw_what_they_should(run_root):
+def test_rank_groups_scale_to_the_corpus(run_root, tmp_path):
+    with_training_index(run_root, [30, 10, 20, 5])
+    ns = run_notebook("12_figure_classwise_ap", profile="t", run_root=run_root, figures_dir=str(tmp_path / "f"))
+    scaled = ns["scaled_rank_groups"]
+    assert scaled(527) == [(1, 10), (250, 260), (517, 527)]
+    assert scaled(24) == [(1, 3), (11, 13), (22, 24)]
+    assert scaled(4) == [(1, 1), (2, 2), (4, 4)]
+    assert scaled(1) == [(1, 1), (1, 1), (1, 1)]
+    drawn = [line.get_label() for ax in ns["fig"].axes for line in ax.lines]
+    assert drawn == ["1. class 0 (30)", "2. class 2 (20)", "4. class 3 (5)"]  # ranks 1, 2 (250-260 scaled) and 4
+    assert (tmp_path / "f" / "fig_3.png").exists()
+    plt.close("all")
+
+
+def test_training_curves_draw_eval_solid_and_train_dashed(run_root, tmp_path):
+    ns = run_notebook("13_figure_training_curves", profile="t", run_root=run_root, figures_dir=str(tmp_path / "f"))
     runs = tables.load_runs(run_root)
-    group = tables.group_runs(runs, "hop_size", "base")
-    fig = plots.figure_training_curves(group, "hop", "table_VI")
-    ax = fig.axes[0]
+    fig, ax = plt.subplots()
+    ns["training_curves"](tables.group_runs(runs, "hop_size", "base"), "hop", "table_VI", ax)
     styles = [(line.get_linestyle(), len(line.get_xdata())) for line in ax.lines if len(line.get_xdata())]
-    assert styles.count(("-", 3)) == 2 and styles.count(("--", 3)) == 2 and ("-", 2) in styles  # eval solid, train dashed
+    assert styles.count(("-", 3)) == 2 and styles.count(("--", 3)) == 2 and ("-", 2) in styles
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"hop=640", "hop=320", "hop=160", "eval", "train"}
-    plt.close(fig)
+    assert sorted(p.name for p in (tmp_path / "f").glob("fig_4*.png")) == [f"fig_4{c}.png" for c in "abcdef"]
+    plt.close("all")
 
-    counts = np.array([30, 10, 20, 5])
-    fig = plots.figure_classwise_ap(runs["base"], counts, ["a", "b", "c", "d"])
-    drawn = [line.get_label() for ax in fig.axes for line in ax.lines]
-    assert drawn == ["1. a (30)", "2. c (20)", "4. d (5)"]  # ranks 1, 2 (250-260 scaled to 4 classes) and 4
-    plt.close(fig)
 
-    ours = pd.DataFrame([{"model": "Cnn6", "mult_adds": 21.986e9, "mAP": 0.4},
-                         {"model": "Cnn14", "mult_adds": 42.22e9, "mAP": float("nan")}])
-    fig = plots.figure_map_vs_multiply_adds(ours)
-    filled = [c for c in fig.axes[0].collections if len(c.get_offsets()) and c.get_facecolors().size
+def test_map_vs_multiply_adds_fills_our_points_only(run_root, tmp_path):
+    ns = run_notebook("14_figure_map_vs_multiply_adds", profile="t", run_root=run_root,
+                      figures_dir=str(tmp_path / "f"))
+    filled = [c for c in ns["fig"].axes[0].collections if len(c.get_offsets()) and c.get_facecolors().size
               and c.get_facecolors()[0][3] > 0]
-    assert len(filled) == 1 and tuple(filled[0].get_offsets()[0]) == pytest.approx((21.986, 0.4))
-    plt.close(fig)
-
-    ap = {"x": np.array([0.2, np.nan, 0.9, 0.5])}
-    fig = plots.figure_classwise_ap_sorted(ap, counts, ["a", "b", "c", "d"], quality=np.array([1, 1, 0.5, np.nan]))
-    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels == ["c", "d", "a"]  # sorted by AP, class without AP left out
-    plt.close(fig)
+    assert sorted(tuple(round(float(v), 3) for v in c.get_offsets()[0]) for c in filled) == [(21.986, 0.4), (42.22, 0.3)]
+    plt.close("all")
 
 
-def test_legend_labels_show_only_what_differs(run_root):
+def test_classwise_ap_sorted_leaves_out_classes_without_ap(run_root, tmp_path):
+    with_training_index(run_root, [30, 10, 20, 5])
+    with open(os.path.join(run_root, "train", "cnn6", "statistics.jsonl"), "w") as f:
+        f.write(json.dumps(_line(0, "eval", 0.4, ap=[0.2, None, 0.9, 0.5])) + "\n")
+    ns = run_notebook("15_figure_classwise_ap_sorted", profile="t", run_root=run_root,
+                      figures_dir=str(tmp_path / "f"), max_systems=2)
+    assert list(ns["ap_by_system"]) == ["base (Cnn14)", "cnn6 (Cnn6)"]
+    # sorted by the first system (base: AP 0.3 for every class, stable order)
+    labels = [t.get_text() for t in ns["ax"].get_xticklabels()]
+    assert labels == ["class 0", "class 1", "class 2", "class 3"]
+    plt.close("all")
+
+
+def test_legend_labels_show_only_what_differs(run_root, tmp_path):
+    ns = run_notebook("13_figure_training_curves", profile="t", run_root=run_root, figures_dir=str(tmp_path / "f"))
     runs = tables.load_runs(run_root)
     group = tables.group_runs(runs, "balancing_augmentation", "base")
-    labels = dict(zip([r.name for r in group], plots.run_labels(group, "table_V")))
+    labels = dict(zip([r.name for r in group], ns["run_labels"](group, "table_V")))
     assert labels["base"] == "data=full_train aug=mixup (Cnn14)"
     assert labels["wave"] == "data=full_train aug=mixup_waveform (Cnn14_mixup_time_domain)"
     assert labels["bal"] == "data=balanced_train aug=none (Cnn14)"
-    assert plots.run_labels([runs["cnn6"]], "table_XI") == ["CNN6"]
+    assert ns["run_labels"]([runs["cnn6"]], "table_XI") == ["CNN6"]
+    plt.close("all")
 
 
-def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_clips(run_root):
+def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_clips(run_root, tmp_path):
     """A run scored on a different (e.g. capped) eval set cannot win on a higher mAP."""
     capped = [{**line, "mAP": 0.9, "eval_set_sha256": "sha-first-24-clips"} if line["split"] == "eval"
               else line for line in curve([0.9])]
@@ -209,5 +281,16 @@ def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_
         snapshot = json.load(f)
     write_snapshot(run_root, {**snapshot["runs"], "capped": {"groups": ["architectures"]}})
     assert "capped" in tables.load_runs(run_root)
-    best = tables.table_iv(run_root).df.iloc[-1]
+    best = notebook_tables(run_root, tmp_path)[0]["table_IV"].iloc[-1]
     assert best["run"] != "capped" and best["mAP ours"] == 0.4
+
+
+def test_owner_notebook_without_runs_says_which_stage_makes_them(tmp_path, capsys):
+    """Run with no runs/ at all, a table notebook stops cleanly and names notebook 03 and the pipeline."""
+    with pytest.raises(SystemExit) as stopped:
+        run_notebook("10_tables_audioset", profile="smoke", run_root=str(tmp_path / "runs" / "smoke"),
+                     figures_dir=str(tmp_path / "figures"))
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    assert "run notebook 03_train_system first" in out and "python -m panns_core.pipeline --profile smoke" in out
+    assert not (tmp_path / "figures").exists()

@@ -1,0 +1,40 @@
+"""The training benchmark's reduced mode runs on CPU and reports every figure it promises."""
+
+import importlib.util
+import math
+import os
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_training.py")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_cpu_run_reports_speed_map_and_loader(bench, tmp_path, capsys):
+    out = tmp_path / "training.json"
+    report = bench.main(["--device", "cpu", "--quick", "--json", str(out)])
+    assert out.exists()
+    timed = {(r["model"], r["precision"]) for r in report["training"]}
+    assert timed == {("Cnn6", "fp32"), ("Cnn6", "bf16")}
+    for r in report["training"]:
+        assert r["clips_per_s"] > 0 and r["input_clips_per_s"] == pytest.approx(2 * r["clips_per_s"])
+    assert [(r["precision"], r["steps"]) for r in report["map"]] == [("fp32", 1), ("bf16", 1)]
+    assert all(0.0 <= r["mAP"] <= 1.0 and not math.isnan(r["mAP"]) for r in report["map"])
+    (loader,) = report["loader"]
+    assert loader["workers"] == 0 and loader["clips"] == 2 * 4 and loader["clips_per_s"] > 0
+    printed = capsys.readouterr().out
+    assert "| Cnn6 | bf16 |" in printed and "loader workers" in printed
+
+
+def test_gpu_suite_is_cnn14_batch32_with_the_three_variants(bench):
+    suite = bench.SUITES["cuda"]
+    assert suite["models"] == ["Cnn14"] and suite["batch"] == 32
+    assert suite["variants"] == [("fp32", False, False), ("bf16", True, False), ("bf16", True, True)]
+    assert suite["loader_workers"]

@@ -1,0 +1,108 @@
+"""The inference copy: BatchNorm folding is exact, bf16 stays close, precision follows the hardware."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from panns_core import fast_inference
+from panns_core.demo_audio import synthetic_signal
+from panns_core.fast_inference import (
+    FoldError, calibrate_batchnorm, conv_bn_pairs, default_precision, fold_batchnorm, prepare_for_inference,
+    probe_input,
+)
+from panns_core.inference import Pretrained
+from panns_core.labels import labels_for
+from panns_core.models import create_model, model_info
+
+
+def realistic_batch(sample_rate=32000, seconds=1.0, seed=0):
+    kinds = ("tone", "chirp", "bursts", "clicks")
+    return torch.from_numpy(np.stack([synthetic_signal(k, sample_rate, seconds, seed=seed + i)
+                                      for i, k in enumerate(kinds)]).astype(np.float32))
+
+
+def calibrated(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    rate = model.audio_config.sample_rate
+    return calibrate_batchnorm(model, [realistic_batch(rate, 1.0, seed=s) for s in (10, 20)])
+
+
+@pytest.mark.parametrize("name", ["Cnn6", "MobileNetV1", "LeeNet11"])
+def test_folded_model_equals_unfolded_in_eval_mode(name):
+    model = calibrated(name)
+    # every BatchNorm of the trunk follows a convolution; only the log-mel bn0 does not
+    norms = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    pairs = len(norms) - (1 if hasattr(model, "logmel_extractor") else 0)
+    x = realistic_batch(model.audio_config.sample_rate)
+    with torch.no_grad():
+        want = model(x)
+    found = conv_bn_pairs(model, x)
+    assert len(found) == pairs
+    folded = fold_batchnorm(prepare_for_inference(model, fold=False, channels_last=False))
+    assert sum(isinstance(m, nn.Identity) for m in folded.modules()) == pairs
+    with torch.no_grad():
+        got = folded(x)
+    for key in want:  # float32 rounding only: within 1e-4 of each output's own scale
+        scale = want[key].abs().max()
+        assert (got[key] - want[key]).abs().max() <= 1e-4 * scale, key
+    # the original keeps its BatchNorms (its state_dict still matches the checkpoints)
+    assert set(model.state_dict()) == set(create_model(name).state_dict())
+
+
+def test_folding_refuses_a_conv_output_with_another_consumer():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x[:, None, :, None])
+            return {"out": self.bn(y) + y}  # y is used twice: folding would change the sum
+
+    model = Branchy()
+    with torch.no_grad():
+        model.bn.running_mean.fill_(0.5)
+        model.bn.running_var.fill_(4.0)
+    model.eval()
+    with pytest.raises(FoldError, match="kept unfolded"):
+        fold_batchnorm(model, torch.randn(2, 16))
+    assert isinstance(model.bn, nn.BatchNorm2d)  # restored
+
+
+def test_bf16_copy_keeps_front_end_fp32_and_stays_close():
+    model = calibrated("Cnn6")
+    fast = prepare_for_inference(model, "bf16")
+    assert fast.logmel_extractor.melW.dtype == torch.float32 and fast.bn0.weight.dtype == torch.float32
+    assert fast.conv_block1.conv1.weight.dtype == torch.bfloat16
+    assert fast.fc_audioset.weight.dtype == torch.float32  # the head stays fp32
+    x = realistic_batch(seed=5)
+    with torch.inference_mode():
+        want = model(x)["clipwise_output"]
+        got = fast(x)["clipwise_output"].float()
+    assert (got - want).abs().max() <= 0.03
+    assert model.conv_block1.conv1.weight.dtype == torch.float32  # the original is untouched
+
+
+@pytest.mark.parametrize("native, cpu_choice", [(True, "bf16"), (False, "fp32")])
+def test_default_precision_follows_cpu_bf16_support(monkeypatch, native, cpu_choice):
+    monkeypatch.setattr(fast_inference, "cpu_has_native_bf16", lambda: native)
+    assert default_precision("cpu") == cpu_choice
+    model = Pretrained(create_model("Cnn6"), "Cnn6", model_info("Cnn6").config,
+                       labels_for(527),
+                       precision="auto")
+    assert model.precision == cpu_choice
+
+
+def test_pretrained_runs_on_the_fast_copy_and_matches_plain_model():
+    model = calibrated("Cnn6")
+    wave = realistic_batch(seed=7)[0].numpy()
+    fast = Pretrained(model, "Cnn6", model_info("Cnn6").config, labels_for(527), precision="fp32")
+    plain = Pretrained(model, "Cnn6", model_info("Cnn6").config, labels_for(527), precision="fp32",
+                       optimize=False)
+    (a,), (b,) = fast.tag(wave), plain.tag(wave)
+    np.testing.assert_allclose(a.clipwise, b.clipwise, rtol=1e-4, atol=1e-5)
+    assert fast.fast_model is not model and plain.fast_model is model
+    assert probe_input(model).shape == (2, 32000)
