@@ -44,6 +44,18 @@ for name, run in runs.items():
         print(f"skipping {name}: {exc}")
 
 # %% [markdown]
+# ## Findings: which of the paper's claims hold in these runs
+# Computed now from the run folders by `panns_core.findings` (the rules are printed with the table). The
+# transfer rows are filled once the transfer notebook has run: `18_findings` (after `20_transfer_task`) writes the
+# complete table to `runs/<profile>/findings.json`, and the report opens with it.
+
+# %%
+from panns_core.findings import compute_findings, findings_markdown
+findings_path = os.path.join(run_root, "findings.json")
+display(Markdown(findings_markdown(findings_path if os.path.exists(findings_path) else compute_findings(run_root),
+                                   heading="### Findings")))
+
+# %% [markdown]
 # ## One row per run, matched to the paper's row on the table's key
 # Each ablation table has key columns (`T.TABLE_KEYS`, e.g. `hop_size` for Table VI) computed from a run's
 # `config.json`. A paper row with no matching run keeps blank "ours" columns; a run that matches no paper row
