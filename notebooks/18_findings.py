@@ -61,7 +61,8 @@ display(Markdown(findings_markdown(findings, heading="### Findings")))
 #
 # Mean and std over seeds of the test accuracy per strategy and training clips per class (every task under
 # `runs/<profile>/transfer/`; the default profile's `corpus_heldout` task holds five sound classes that its corpus
-# does not). The pretraining rows above are computed from these numbers.
+# does not). The pretraining rows above are computed from these numbers. Tasks beyond the paper's six get a figure
+# `figures/<profile>/findings_transfer_<task>.png`, which the report shows under the findings.
 
 # %%
 from panns_core.transfer.fewshot import read_results, summarise
@@ -69,8 +70,21 @@ from panns_core.transfer.fewshot import read_results, summarise
 transfer_root = os.path.join(run_root, "transfer")
 tasks = sorted(d for d in (os.listdir(transfer_root) if os.path.isdir(transfer_root) else [])
                if os.path.exists(os.path.join(transfer_root, d, "results.csv")))
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from panns_core.paper import TRANSFER_TASKS
+from panns_core.transfer.report import fewshot_figure
+
 for task in tasks:
-    summary = summarise(read_results(run_root, task))
+    results = read_results(run_root, task)
+    summary = summarise(results)
+    if task not in TRANSFER_TASKS:  # the paper's tasks have their own figures (Figs. 6-11, notebook 21)
+        fig = fewshot_figure(task, results, title=f"{task}: accuracy vs training clips per class")
+        os.makedirs(figures_dir, exist_ok=True)
+        fig.savefig(os.path.join(figures_dir, f"findings_transfer_{task}.png"), dpi=120, bbox_inches="tight")
+        display(fig)
+        plt.close(fig)
     table = summary.pivot_table(index="strategy", columns="shots", values="mean", sort=False)
     spread = summary.pivot_table(index="strategy", columns="shots", values="std", sort=False)
     print(task, "(mean; std below)")

@@ -44,6 +44,11 @@ from panns_core.findings import findings_markdown
 findings_path = os.path.join(run_root, "findings.json")
 if os.path.exists(findings_path):
     display(Markdown(findings_markdown(findings_path)))
+    import glob
+    for png in sorted(glob.glob(os.path.join(figures_dir, "findings_transfer_*.png"))):
+        task = os.path.basename(png)[len("findings_transfer_"):-len(".png")]
+        display(HTML(R.image_html(png, f"Transfer to {task}: mean and std over seeds per strategy "
+                                       f"(runs/{profile}/transfer/{task}/results.csv)")))
 else:
     display(Markdown("## Findings\n\nNot computed in this profile: list `18_findings` after the transfer notebooks "
                      f"in the profile, or run `python -m panns_core.findings {run_root}`."))

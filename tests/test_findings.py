@@ -172,6 +172,13 @@ def test_findings_notebook_writes_findings_json(root, tmp_path_factory):
     pm = pytest.importorskip("papermill")
     import os
 
+    import pandas as pd
+
+    rows = [{"task": "heldout", "strategy": strategy, "shots": shots, "fold": "test", "seed": seed, "score": 0.5,
+             "clips_per_class": int(shots), "metric": "accuracy"}
+            for seed in range(2) for shots in ("1", "5") for strategy in ("scratch", "finetune")]
+    (root / "transfer" / "heldout").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "transfer" / "heldout" / "results.csv", index=False)
     notebook = os.path.join(os.path.dirname(__file__), "..", "notebooks", "18_findings.ipynb")
     out = tmp_path_factory.mktemp("nb") / "18.ipynb"
     pm.execute_notebook(notebook, str(out), parameters=dict(profile="test", run_root=str(root),
@@ -180,3 +187,5 @@ def test_findings_notebook_writes_findings_json(root, tmp_path_factory):
     with open(root / "findings.json") as f:
         data = json.load(f)
     assert data["reference_run"] == "base" and len(data["rows"]) == len(F.CLAIMS) + 2
+    assert _row(data, "pretraining_few_shot")["verdict"] == F.FAILS  # equal scores: no gap
+    assert (root / "figures" / "findings_transfer_heldout.png").exists()
