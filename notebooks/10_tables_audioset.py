@@ -56,6 +56,23 @@ display(Markdown(findings_markdown(findings_path if os.path.exists(findings_path
                                    heading="### Findings")))
 
 # %% [markdown]
+# ## The budget of every run, and what the profile dropped
+# Each run's training budget (iterations x batch, from its `config.json`) and the iteration whose evaluation stands
+# for it in the tables below; ablations are compared with the reference at the same iteration. The profile's
+# `dropped` entries list the paper's rows it leaves out, and why (their findings read "not measured at this scale").
+
+# %%
+budget = pd.DataFrame([{"run": name, "model": T.model_name(run.config), "iterations": run.config.get("iterations"),
+                        "batch": run.config.get("batch_size"), "learning rate": run.config.get("learning_rate"),
+                        "eval clips per split": run.config.get("max_eval_clips"),
+                        "selected iteration": selections[name].iteration if name in selections else None}
+                       for name, run in runs.items()])
+display(budget)
+dropped = snapshot.get("dropped") or {}
+display(Markdown("\n".join(f"* **{what}**: {why}" for what, why in dropped.items()) if dropped
+                 else "Nothing dropped: this profile lists every paper row it can train."))
+
+# %% [markdown]
 # ## One row per run, matched to the paper's row on the table's key
 # Each ablation table has key columns (`T.TABLE_KEYS`, e.g. `hop_size` for Table VI) computed from a run's
 # `config.json`. A paper row with no matching run keeps blank "ours" columns; a run that matches no paper row
