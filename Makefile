@@ -1,12 +1,13 @@
 # Two commands for a fresh machine (see README):
-#   make reproduce   set up .venv and run the papermill reproduction (smoke profile)
+#   make reproduce   set up .venv and run the papermill reproduction (default profile;
+#                    PROFILE=smoke for the 5-minute pipeline check, PROFILE=full on a GPU box)
 #   make test        set up .venv and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 # torch is installed first so that a CPU-only machine does not pull a CUDA build
 # through the unpinned dependency; override e.g. TORCH_SPEC="torch" on a GPU box.
 TORCH_SPEC ?= torch==2.13.0
-PROFILE ?= smoke
+PROFILE ?= default
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 

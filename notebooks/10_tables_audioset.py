@@ -44,6 +44,35 @@ for name, run in runs.items():
         print(f"skipping {name}: {exc}")
 
 # %% [markdown]
+# ## Findings: which of the paper's claims hold in these runs
+# Computed now from the run folders by `panns_core.findings` (the rules are printed with the table). The
+# transfer rows are filled once the transfer notebook has run: `18_findings` (after `20_transfer_task`) writes the
+# complete table to `runs/<profile>/findings.json`, and the report opens with it.
+
+# %%
+from panns_core.findings import compute_findings, findings_markdown
+findings_path = os.path.join(run_root, "findings.json")
+display(Markdown(findings_markdown(findings_path if os.path.exists(findings_path) else compute_findings(run_root),
+                                   heading="### Findings")))
+
+# %% [markdown]
+# ## The budget of every run, and what the profile dropped
+# Each run's training budget (iterations x batch, from its `config.json`) and the iteration whose evaluation stands
+# for it in the tables below; ablations are compared with the reference at the same iteration. The profile's
+# `dropped` entries list the paper's rows it leaves out, and why (their findings read "not measured at this scale").
+
+# %%
+budget = pd.DataFrame([{"run": name, "model": T.model_name(run.config), "iterations": run.config.get("iterations"),
+                        "batch": run.config.get("batch_size"), "learning rate": run.config.get("learning_rate"),
+                        "eval clips per split": run.config.get("max_eval_clips"),
+                        "selected iteration": selections[name].iteration if name in selections else None}
+                       for name, run in runs.items()])
+display(budget)
+dropped = snapshot.get("dropped") or {}
+display(Markdown("\n".join(f"* **{what}**: {why}" for what, why in dropped.items()) if dropped
+                 else "Nothing dropped: this profile lists every paper row it can train."))
+
+# %% [markdown]
 # ## One row per run, matched to the paper's row on the table's key
 # Each ablation table has key columns (`T.TABLE_KEYS`, e.g. `hop_size` for Table VI) computed from a run's
 # `config.json`. A paper row with no matching run keeps blank "ours" columns; a run that matches no paper row

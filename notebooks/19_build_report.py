@@ -35,6 +35,24 @@ if not os.path.exists(os.path.join(run_root, "manifest.json")):
 manifest = R.read_manifest(run_root)
 display(Markdown(R.header_markdown(manifest, data_source, label)))
 
+# %% [markdown]
+# The report opens with the findings: one row per claim of the paper, its verdict in this profile's runs
+# (`runs/<profile>/findings.json`, written by `18_findings`).
+
+# %%
+from panns_core.findings import findings_markdown
+findings_path = os.path.join(run_root, "findings.json")
+if os.path.exists(findings_path):
+    display(Markdown(findings_markdown(findings_path)))
+    import glob
+    for png in sorted(glob.glob(os.path.join(figures_dir, "findings_transfer_*.png"))):
+        task = os.path.basename(png)[len("findings_transfer_"):-len(".png")]
+        display(HTML(R.image_html(png, f"Transfer to {task}: mean and std over seeds per strategy "
+                                       f"(runs/{profile}/transfer/{task}/results.csv)")))
+else:
+    display(Markdown("## Findings\n\nNot computed in this profile: list `18_findings` after the transfer notebooks "
+                     f"in the profile, or run `python -m panns_core.findings {run_root}`."))
+
 # %%
 for aid, entry in manifest["artefacts"].items():
     if entry["kind"] == "table":

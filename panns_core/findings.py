@@ -615,6 +615,39 @@ def findings_frame(source) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "claim", "paper", "ours", "verdict", "evidence"])
 
 
+def _cell(value) -> str:
+    return str(value).replace("|", "/").replace("\n", " ")
+
+
+def findings_markdown(source, heading: str = "## Findings") -> str:
+    """The findings as a Markdown section (verdict counts, the rules, one table row per claim).
+
+    ``source``: a run root (computed now from its runs), a ``findings.json`` path or its dict;
+    the report and the tables notebook open with it.
+    """
+    if isinstance(source, dict):
+        data = source
+    elif os.path.isdir(source):
+        data = compute_findings(source)
+    else:
+        with open(source) as f:
+            data = json.load(f)
+    counts = ", ".join(f"{n} {v}" for v, n in data["verdicts"].items())
+    spread = data["spread"]
+    lines = [heading, "",
+             f"Which of the paper's claims hold in the runs of `{data['run_root']}` (reference run "
+             f"`{data['reference_run']}`): {counts}.", "",
+             f"*Rule.* {data['rule']}", "",
+             f"*Spread.* {spread['value'] if spread['value'] is None else round(spread['value'], 4)}: "
+             f"{spread['rule']}", "",
+             "| claim | paper | ours | verdict | evidence |", "|---|---|---|---|---|"]
+    for r in data["rows"]:
+        evidence = ", ".join(r["evidence"]["artefacts"] + r["evidence"]["runs"])
+        lines.append(f"| {_cell(r['claim'])} | {_cell(r['paper'])} | {_cell(r['ours'])} | **{_cell(r['verdict'])}** "
+                     f"| {_cell(evidence)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(prog="python -m panns_core.findings", description=__doc__.split("\n")[0])
     p.add_argument("run_root", help="runs/<profile>")

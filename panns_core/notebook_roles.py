@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "released", "artefacts",
-         "released_artefacts", "transfer", "transfer_artefacts", "inference", "report")
+         "released_artefacts", "transfer", "transfer_artefacts", "findings", "inference", "report")
 """Kinds of stage. ``acquire`` and ``pack`` are the data stages every later data reader waits for."""
 
 DATA_ROLES = ("acquire", "pack")
@@ -91,6 +91,10 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     NotebookRole("20_transfer_task", "transfer", reads_if_present=("released",), writes=("transfer/",)),
     NotebookRole("21_transfer_tables_figures", "transfer_artefacts", reads_if_present=("transfer",),
                  produces=_TRANSFER),
+    # The paper's claims -> verdicts from every run and transfer result of the profile (list it after
+    # the transfer notebooks); the report opens with its table.
+    NotebookRole("18_findings", "findings", reads_if_present=("train", "evaluate", "transfer"),
+                 writes=("findings.json",)),
     NotebookRole("30_pretrained_inference_demo", "inference", writes=("inference/",)),
 )}
 

@@ -156,3 +156,36 @@ def test_a_shorter_chain_is_read_when_the_claim_allows_it(root):
     row = _row(F.compute_findings(str(root)), "deeper_cnns")
     assert row["verdict"] == F.HOLDS
     assert row["evidence"]["runs"] == ["base", "cnn10"] and "not run: CNN14" in row["ours"]
+
+
+def test_findings_markdown_has_one_row_per_claim_and_the_rules(root):
+    data = F.compute_findings(str(root))
+    md = F.findings_markdown(data)
+    assert md.startswith("## Findings")
+    table_rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    assert len(table_rows) == len(data["rows"])
+    assert data["rule"] in md and data["spread"]["rule"] in md
+    assert F.findings_markdown(F.write_findings(str(root))) == md  # from the file: the same section
+
+
+def test_findings_notebook_writes_findings_json(root, tmp_path_factory):
+    pm = pytest.importorskip("papermill")
+    import os
+
+    import pandas as pd
+
+    rows = [{"task": "heldout", "strategy": strategy, "shots": shots, "fold": "test", "seed": seed, "score": 0.5,
+             "clips_per_class": int(shots), "metric": "accuracy"}
+            for seed in range(2) for shots in ("1", "5") for strategy in ("scratch", "finetune")]
+    (root / "transfer" / "heldout").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(root / "transfer" / "heldout" / "results.csv", index=False)
+    notebook = os.path.join(os.path.dirname(__file__), "..", "notebooks", "18_findings.ipynb")
+    out = tmp_path_factory.mktemp("nb") / "18.ipynb"
+    pm.execute_notebook(notebook, str(out), parameters=dict(profile="test", run_root=str(root),
+                                                             figures_dir=str(root / "figures")),
+                        kernel_name="python3", progress_bar=False, cwd=str(root))
+    with open(root / "findings.json") as f:
+        data = json.load(f)
+    assert data["reference_run"] == "base" and len(data["rows"]) == len(F.CLAIMS) + 2
+    assert _row(data, "pretraining_few_shot")["verdict"] == F.FAILS  # equal scores: no gap
+    assert (root / "figures" / "findings_transfer_heldout.png").exists()

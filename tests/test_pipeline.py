@@ -321,6 +321,9 @@ def test_tiny_profile_end_to_end(tiny):
     html = (root / "runs" / "tiny" / "report.html").read_text()
     assert "generated-corpus results, not paper-scale numbers" in html
     assert "table_XI" in html and "fig_4f" in html and "data:image/png;base64," in html
+    findings = json.loads((root / "runs" / "tiny" / "findings.json").read_text())
+    assert findings["reference_run"] == "base" and "Findings" in html
+    assert html.index("Findings") < html.index("table_XI")  # the report opens with the findings
 
 
 def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path, monkeypatch):

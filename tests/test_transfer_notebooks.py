@@ -29,3 +29,19 @@ def test_transfer_notebooks_run_and_save_artefacts(tmp_path):
     with open(os.path.join(figures_dir, "table_XIII.json")) as f:
         assert json.load(f)["sources"] == [results]
     assert not os.path.exists(os.path.join(figures_dir, "table_XIV.json"))  # not run -> left missing
+
+
+def test_transfer_notebook_runs_the_corpus_heldout_classes(tmp_path):
+    run_root = str(tmp_path / "runs")
+    pm.execute_notebook(os.path.join(NOTEBOOKS, "20_transfer_task.ipynb"), str(tmp_path / "20.ipynb"),
+                        parameters=dict(profile="test", run_root=run_root, figures_dir=str(tmp_path / "figures"),
+                                        tasks=[], strategies=["scratch", "freeze_l1"], backbone="Cnn6",
+                                        heldout={"first_class": 10, "num_classes": 2, "train_per_class": 2,
+                                                 "test_per_class": 1},
+                                        shots=[1, 2], seeds=[0, 1], iterations=1, head_iterations=3, batch_size=2,
+                                        clip_seconds=1.0, spec_augment="scaled"),
+                        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    assert sorted(os.listdir(os.path.join(run_root, "transfer"))) == ["corpus_heldout", "embedding_cache",
+                                                                      "heldout_data"]
+    with open(os.path.join(run_root, "transfer", "corpus_heldout", "results.csv")) as f:
+        assert len(f.read().strip().splitlines()) == 1 + 2 * 2 * 2  # header + strategies x shots x seeds

@@ -704,3 +704,62 @@ def _write_events(path, all_events, mids):
             for clip, events in pairs:
                 for e in events:
                     w.writerow([split, clip.ytid, mids[e["label"]], mids[e["sound"]], e["onset"], e["offset"], e["snr_db"]])
+
+
+# --------------------------------------------------------------------------- held-out classes for transfer
+
+def write_heldout_folder(root: str, *, first_class: int, num_classes: int, train_per_class: int = 20,
+                         test_per_class: int = 10, clip_seconds: float = 1.0, sample_rate: int = 32000,
+                         difficulty: str = "easy", seed: int = 0) -> str:
+    """Single-label clips of classes ``first_class .. first_class + num_classes - 1`` as a labelled folder.
+
+    A corpus generated with ``num_classes <= first_class`` never contains these
+    sounds, so a backbone trained on it has never heard them: transfer to this
+    folder measures what pretraining on *other* classes is worth (the paper's
+    AudioSet -> ESC-50 etc. setting). Same renderer as the corpus (background,
+    SNR range of ``difficulty``, fades); the test clips use held-out variants of
+    each sound (another bank seed), like the corpus's eval split.
+
+    Writes ``root/audio/<class>_<split>_<i>.wav`` and ``root/labels.csv``
+    (``filename,label,fold`` with ``fold`` ``train``/``test``, the format of
+    :func:`panns_core.transfer.folder.parse_folder`); returns the CSV path.
+    Generation is deterministic; an existing folder with the same settings is kept.
+    """
+    last = first_class + num_classes
+    if first_class < 0 or num_classes < 2 or last > MAX_CLASSES:
+        raise ValueError(f"held-out classes {first_class}..{last - 1} must lie in 0..{MAX_CLASSES - 1} "
+                         f"(at least 2 of them)")
+    if train_per_class < 1 or test_per_class < 1:
+        raise ValueError("train_per_class and test_per_class must be >= 1")
+    settings = {"first_class": first_class, "num_classes": num_classes, "train_per_class": train_per_class,
+                "test_per_class": test_per_class, "clip_seconds": clip_seconds, "sample_rate": sample_rate,
+                "difficulty": difficulty, "seed": seed}
+    csv_path = os.path.join(root, "labels.csv")
+    info_path = os.path.join(root, "heldout.json")
+    if os.path.exists(csv_path) and os.path.exists(info_path):
+        with open(info_path) as f:
+            if json.load(f).get("settings") == settings:
+                return csv_path
+    cfg = CorpusConfig(num_classes=last, sample_rate=sample_rate, clip_seconds=clip_seconds,
+                       difficulty=difficulty, max_events=1, seed=seed)
+    names = [c.display_name for c in CLASSES[first_class:last]]
+    audio_dir = os.path.join(root, "audio")
+    os.makedirs(audio_dir, exist_ok=True)
+    rows = []
+    for split, per_class, bank_seed in (("train", train_per_class, 0), ("test", test_per_class, 1)):
+        renderer = Renderer(cfg, bank_seed=10 + bank_seed)  # banks unlike the corpus's own (0 / 1)
+        for c in range(first_class, last):
+            for i in range(per_class):
+                clip = PlannedClip(split, f"{c}_{split}_{i}", 0.0, [c], [c], rng_key=(seed, 400, bank_seed, c, i))
+                wave, _ = renderer.render(clip)
+                name = f"{CLASSES[c].display_name.split(',')[0].replace(' ', '_').lower()}_{split}_{i:03d}.wav"
+                write_wav_int16(os.path.join(audio_dir, name), wave, sample_rate)
+                rows.append((f"audio/{name}", CLASSES[c].display_name, split))
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["filename", "label", "fold"])
+        writer.writerows(rows)
+    with open(info_path, "w") as f:
+        json.dump({"generator": "panns_core.data.synthetic.write_heldout_folder", "settings": settings,
+                   "classes": names}, f, indent=1)
+    return csv_path

@@ -65,6 +65,31 @@ def run_task(task: str, cfg: TransferConfig, *, strategies, shots, folds, seeds,
     return {"results": results, "paths": paths, "info": info}
 
 
+def run_folder_task(task: str, csv_path: str, cfg: TransferConfig, *, strategies, shots, folds, seeds,
+                    run_root: str, embedding_cache_dir: str | None = None, log=print) -> dict:
+    """Like :func:`run_task` for a labelled folder (``filename,label[,fold]`` CSV, see :mod:`.folder`).
+
+    Results go to ``runs/<profile>/transfer/<task>/`` in the same files, so the
+    tables, figures and findings read them like the paper's tasks (e.g. the
+    generated corpus's held-out classes, :func:`panns_core.data.synthetic.write_heldout_folder`).
+    """
+    t0 = time.perf_counter()
+    data = parse_folder(csv_path, task=task, clip_seconds=cfg.clip_seconds or 10.0)
+    audio = ClipAudio(backbone_sample_rate(cfg))
+    data = audio.load(data, max_seconds=cfg.clip_seconds)
+    for path, reason in data.skipped:
+        if log:
+            log(f"{task}: skipped {path}: {reason}")
+    runner = TransferRunner(data, audio, cfg, EmbeddingCache(embedding_cache_dir))
+    results = run_curves(runner, strategies, shots, folds, seeds, log=log)
+    info = {"task": task, "config": cfg.to_dict(), "strategies": list(strategies),
+            "shots": [str(s) for s in shots] if not isinstance(shots, str) else shots, "folds": folds,
+            "seeds": list(seeds), "data": data.summary(), "skipped": data.skipped,
+            "source": os.path.abspath(csv_path), "wall_s": round(time.perf_counter() - t0, 2)}
+    paths = write_results(results, run_root, task, info)
+    return {"results": results, "paths": paths, "info": info}
+
+
 def fine_tune_folder(csv_path: str, *, backbone: str = "Cnn14", checkpoint: str | None = None,
                      strategy: str = "finetune", fold=None, iterations: int = 1000, batch_size: int = 32,
                      clip_seconds: float = 10.0, seed: int = 0, **config):

@@ -54,7 +54,7 @@ def fewshot_figure(task: str, results: pd.DataFrame | None, title: str = "", ax=
         fig, ax = plt.subplots(figsize=(4.6, 3.4))
     else:
         fig = ax.figure
-    metric = TRANSFER[task]["metric"]
+    metric = TRANSFER.get(task, {}).get("metric", "accuracy")  # tasks beyond the paper's: accuracy
     if results is None or not len(results):
         ax.text(0.5, 0.5, "not run in this profile", ha="center", va="center", transform=ax.transAxes)
     else:
