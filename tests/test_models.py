@@ -536,7 +536,7 @@ def test_transfer_model_rejects_sed_bases_and_bad_arguments():
     with pytest.raises(ValueError, match="no 'embedding'"):
         TransferModel(create_model("Cnn14_DecisionLevelMax"), classes_num=3)
     with pytest.raises(ValueError, match="output must be"):
-        TransferModel(create_model("LeeNet11"), classes_num=3, output="softmax")
+        TransferModel(create_model("LeeNet11"), classes_num=3, output="relu")
 
 
 def test_official_transfer_cnn14_outputs_log_softmax_from_the_base_embedding():

@@ -42,6 +42,8 @@ def test_transfer_notebook_runs_the_corpus_heldout_classes(tmp_path):
                                         clip_seconds=1.0, spec_augment="scaled"),
                         kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
     assert sorted(os.listdir(os.path.join(run_root, "transfer"))) == ["corpus_heldout", "embedding_cache",
-                                                                      "heldout_data"]
+                                                                      "errors.json", "heldout_data"]
+    with open(os.path.join(run_root, "transfer", "errors.json")) as f:
+        assert json.load(f) == {}  # no paper task was asked for, so none failed
     with open(os.path.join(run_root, "transfer", "corpus_heldout", "results.csv")) as f:
         assert len(f.read().strip().splitlines()) == 1 + 2 * 2 * 2  # header + strategies x shots x seeds
