@@ -1,4 +1,6 @@
-"""Tables XIII-XVIII and Figures 6-11 from the transfer result files (no training here).
+"""The few-shot figure of the transfer results (Figs. 6-11 and the held-out curves of 18_findings).
+
+The tables themselves are built in notebook 21.
 
 Mapping (paper order, checked against the paper's captions): ESC-50 -> Table
 XIII / Fig. 6, DCASE 2019 Task 1 -> XIV / 7, DCASE 2018 Task 2 -> XV / 8,
@@ -11,37 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from panns_core.transfer.fewshot import ALL, final_scores, summarise
+from panns_core.transfer.fewshot import summarise
 
-COLUMNS = (("sota", "previous SoTA"), ("scratch", "scratch"), ("finetune", "fine-tune"),
-           ("freeze_l1", "Freeze_L1"), ("freeze_l3", "Freeze_L3"))
-STRATEGY_LABELS = dict(COLUMNS[1:])
+STRATEGY_LABELS = {"scratch": "scratch", "finetune": "fine-tune", "freeze_l1": "Freeze_L1", "freeze_l3": "Freeze_L3"}
 STRATEGY_STYLE = {"scratch": ("tab:gray", "o"), "finetune": ("tab:red", "s"),
                   "freeze_l1": ("tab:blue", "^"), "freeze_l3": ("tab:green", "v")}
-
-
-def transfer_table(task: str, results: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows paper / ours / ours - paper; columns previous SoTA and the four strategies.
-
-    ``ours`` is the mean over folds and seeds with all training clips; strategies
-    not run (and the SoTA column, a literature number) are NaN.
-    """
-    from panns_core.paper import TRANSFER
-
-    paper = TRANSFER[task]
-    ours = final_scores(results) if results is not None and len(results) else {}
-    rows = []
-    for name, values in (("paper", {k: paper.get(k) for k, _ in COLUMNS}),
-                         ("ours", {k: ours.get(k) for k, _ in COLUMNS})):
-        rows.append({"": name, **{label: _num(values[k]) for k, label in COLUMNS}})
-    rows.append({"": "ours - paper", **{label: rows[1][label] - rows[0][label] for _, label in COLUMNS}})
-    df = pd.DataFrame(rows)
-    df.insert(1, "metric", paper["metric"])
-    return df
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
 
 
 def fewshot_figure(task: str, results: pd.DataFrame | None, title: str = "", ax=None):
@@ -76,13 +52,3 @@ def fewshot_figure(task: str, results: pd.DataFrame | None, title: str = "", ax=
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
-
-
-def describe_runs(results: pd.DataFrame | None) -> str:
-    """A one-line provenance note for captions: folds, seeds, shot counts."""
-    if results is None or not len(results):
-        return "not run"
-    folds = sorted(results["fold"].astype(str).unique())
-    seeds = sorted(results["seed"].unique())
-    shots = sorted(results["shots"].astype(str).unique(), key=lambda s: (s == ALL, int(s) if s != ALL else 0))
-    return f"folds {','.join(folds)}; seeds {','.join(map(str, seeds))}; shots {','.join(shots)}"
