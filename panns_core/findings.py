@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from panns_core import paper
+from panns_core.fsutil import write_text
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured at this scale"
 VERDICTS = (HOLDS, FAILS, NOT_MEASURED)
@@ -594,22 +595,23 @@ def write_findings(run_root: str, reference: Optional[str] = None) -> str:
     """Compute and write ``<run_root>/findings.json`` (atomically); returns its path."""
     data = compute_findings(run_root, reference)
     path = os.path.join(run_root, "findings.json")
-    tmp = path + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1, allow_nan=False))
     return path
+
+
+def _load(source) -> dict:
+    """Findings from a dict, a run root (computed now from its runs) or a ``findings.json`` path."""
+    if isinstance(source, dict):
+        return source
+    if os.path.isdir(source):
+        return compute_findings(source)
+    with open(source) as f:
+        return json.load(f)
 
 
 def findings_frame(source) -> pd.DataFrame:
     """The findings as a table (id, claim, paper, ours, verdict, evidence) from a run root, a path or a dict."""
-    if isinstance(source, dict):
-        data = source
-    elif os.path.isdir(source):
-        data = compute_findings(source)
-    else:
-        with open(source) as f:
-            data = json.load(f)
+    data = _load(source)
     rows = [{"id": r["id"], "claim": r["claim"], "paper": r["paper"], "ours": r["ours"], "verdict": r["verdict"],
              "evidence": ", ".join(r["evidence"]["artefacts"] + r["evidence"]["runs"])} for r in data["rows"]]
     return pd.DataFrame(rows, columns=["id", "claim", "paper", "ours", "verdict", "evidence"])
@@ -625,13 +627,7 @@ def findings_markdown(source, heading: str = "## Findings") -> str:
     ``source``: a run root (computed now from its runs), a ``findings.json`` path or its dict;
     the report and the tables notebook open with it.
     """
-    if isinstance(source, dict):
-        data = source
-    elif os.path.isdir(source):
-        data = compute_findings(source)
-    else:
-        with open(source) as f:
-            data = json.load(f)
+    data = _load(source)
     counts = ", ".join(f"{n} {v}" for v, n in data["verdicts"].items())
     spread = data["spread"]
     lines = [heading, "",
