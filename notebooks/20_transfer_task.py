@@ -67,7 +67,8 @@ heldout_dir = None           # default: <run_root>/transfer/heldout_data
 # %%
 import os
 import torch
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+if "OMP_NUM_THREADS" not in os.environ:  # the pipeline sets it when stages share the CPU (profile `jobs`)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 from panns_core.transfer import TASK_KEYS, TransferConfig
 from panns_core.transfer.api import run_task
 from panns_core.transfer.fewshot import parse_shots

@@ -14,19 +14,28 @@ reruns that run and the tables, nothing else, and a run that failed half-way
 resumes at the failed stage. A failed stage does not stop independent stages
 (like ``make -k``): tables are still drawn from the runs that exist, and the
 manifest says what is missing and why.
+
+Why ``jobs``: on a small CPU one short training run cannot keep every core busy
+(a batch of 8 one-second clips scales poorly over threads), so a profile's
+``jobs: N`` (or ``--jobs N``) runs up to N stages at once, each kernel with
+``cpu_count // N`` threads. A stage starts only when every stage it reads
+(``deps`` and ``soft_deps``) has finished, so the tables still see all runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import datetime as _dt
 import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
+import uuid
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -150,6 +159,9 @@ def validate_profile(profile: dict, path) -> None:
     for key, mode in modes.items():
         if mode not in FINGERPRINT_CODE_MODES:
             raise ProfileError(f"{path}: fingerprint_code.{key} must be one of {FINGERPRINT_CODE_MODES}, got {mode!r}")
+    jobs = profile.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ProfileError(f"{path}: jobs must be a whole number >= 1 (stages run at once), got {jobs!r}")
     for key in ("reference_run", "classwise_run"):
         if profile.get(key) is not None and profile[key] not in runs:
             raise ProfileError(f"{path}: {key} {profile[key]!r} is not one of the runs")
@@ -447,14 +459,19 @@ def default_notebooks_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def local_kernel_manager_class():
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that size a kernel's thread pools (torch reads them at import)."""
+
+
+def local_kernel_manager_class(threads: int | None = None):
     """A kernel manager whose kernel does not talk plain TCP.
 
     By default a kernel listens on TCP ports without encryption (and says so in an
     ``IPKernelApp`` warning at every start). The pipeline's kernels are local
     children, so on POSIX they use Unix-domain (IPC) sockets, which other users
     cannot reach; elsewhere the manager provisions CurveZMQ keys when the kernel
-    declares support for them.
+    declares support for them. ``threads`` sets the kernel's ``OMP_NUM_THREADS``
+    (when stages share the CPU), unless the user set it.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -463,22 +480,41 @@ def local_kernel_manager_class():
         def __init__(self, **kwargs):
             if os.name == "posix":
                 kwargs.setdefault("transport", "ipc")
+                # IPC socket files are named <ip>-<port>; a name of its own per kernel keeps kernels
+                # started at the same moment (``jobs``) from picking the same files.
+                kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"panns-kernel-{uuid.uuid4().hex[:12]}"))
             elif zmq.has("curve"):
                 kwargs.setdefault("transport_encryption", "auto")
             super().__init__(**kwargs)
 
+        async def start_kernel(self, **kw):
+            if threads is not None and "OMP_NUM_THREADS" not in os.environ:
+                env = dict(kw.get("env") or os.environ)
+                env.update({name: str(threads) for name in THREAD_VARIABLES})
+                kw["env"] = env
+            return await super().start_kernel(**kw)
+
     return LocalKernelManager
 
 
-def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: str) -> None:
-    """Run one notebook with papermill (module-level so tests can wrap it)."""
+def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: str,
+                     threads: int | None = None) -> None:
+    """Run one notebook with papermill (module-level so tests can wrap it).
+
+    ``threads``: the kernel's thread count (None: the libraries' default, all cores).
+    """
     import papermill as pm
 
     pm.execute_notebook(
         input_path, output_path, parameters=parameters, cwd=cwd, kernel_name="python3",
         progress_bar=False, log_output=False, report_mode=False,
-        kernel_manager_class=local_kernel_manager_class(),
+        kernel_manager_class=local_kernel_manager_class(threads),
     )
+
+
+def threads_per_job(jobs: int) -> int | None:
+    """Threads each of ``jobs`` concurrent kernels gets (None when stages run one at a time)."""
+    return None if jobs <= 1 else max(1, (os.cpu_count() or 1) // jobs)
 
 
 def declared_parameters(notebook_path: str) -> set[str]:
@@ -531,6 +567,7 @@ class Pipeline:
         self.log = log
         self.fingerprints: dict[str, str] = {}
         self.results: dict[str, StageResult] = {}
+        self.threads: int | None = None  # per-kernel threads when stages run concurrently
         self._graph: dict | None = None  # panns_core's import graph, read once per run
 
     # -- helpers -------------------------------------------------------------
@@ -587,33 +624,78 @@ class Pipeline:
             return names[names.index(start):]
         return names
 
-    def run(self, force: bool = False, only: Sequence[str] | None = None, start: str | None = None) -> bool:
+    def run(self, force: bool = False, only: Sequence[str] | None = None, start: str | None = None,
+            jobs: int | None = None) -> bool:
         """Run the selected stages; returns True when none failed.
 
         ``only``/``start`` force the stages they select (that is why one names
         them); stages outside the selection keep their recorded fingerprints so
-        that later stages still see their inputs.
+        that later stages still see their inputs. ``jobs`` (default: the
+        profile's ``jobs``, else 1) stages may run at once.
         """
         selected = set(self.select(only, start))
         forced = force or bool(only) or bool(start)
+        jobs = int(jobs or self.profile.get("jobs", 1))
+        if jobs < 1:
+            raise PipelineError(f"jobs must be >= 1, got {jobs}")
+        self.threads = threads_per_job(jobs)
         os.makedirs(os.path.join(self.run_root, "notebooks"), exist_ok=True)
         os.makedirs(os.path.join(self.run_root, "stages"), exist_ok=True)
         write_json(self._profile_snapshot(), os.path.join(self.run_root, "profile.json"))
         t_all = time.time()
+        todo = []
         for stage in self.stages:
-            if stage.name not in selected:
-                rec = read_stage_record(self.run_root, stage.name)
-                if rec and rec.get("status") == "completed":
-                    self.fingerprints[stage.name] = rec["fingerprint"]
+            if stage.name in selected:
+                todo.append(stage)
                 continue
-            result = self._run_stage(stage, forced)
-            self.results[stage.name] = result
-            self.log(f"[{result.status:>11}] {stage.name}" + (f" ({result.duration_s:.1f} s)" if result.duration_s else "")
-                     + (f": {result.message}" if result.message else ""))
+            rec = read_stage_record(self.run_root, stage.name)
+            if rec and rec.get("status") == "completed":
+                self.fingerprints[stage.name] = rec["fingerprint"]
+        if jobs == 1:
+            for stage in todo:
+                self._finish(stage, self._run_stage(stage, forced))
+        else:
+            self._run_concurrently(todo, forced, jobs)
         failed = [r for r in self.results.values() if r.status == "failed"]
-        self.log(f"pipeline {self.profile['name']}: {len(self.results)} stage(s) in {time.time() - t_all:.1f} s, "
-                 f"{len(failed)} failed" + (f" ({', '.join(r.name for r in failed)})" if failed else ""))
+        self.log(f"pipeline {self.profile['name']}: {len(self.results)} stage(s) in {time.time() - t_all:.1f} s"
+                 + (f" ({jobs} at a time)" if jobs > 1 else "") + f", {len(failed)} failed"
+                 + (f" ({', '.join(r.name for r in failed)})" if failed else ""))
         return not failed
+
+    def _finish(self, stage: Stage, result: StageResult) -> None:
+        self.results[stage.name] = result
+        self.log(f"[{result.status:>11}] {stage.name}" + (f" ({result.duration_s:.1f} s)" if result.duration_s else "")
+                 + (f": {result.message}" if result.message else ""))
+
+    def _run_concurrently(self, todo: list[Stage], forced: bool, jobs: int) -> None:
+        """Up to ``jobs`` stages at once, each started once every stage it reads has finished.
+
+        Among the ready stages the profile's order decides, so the reference run
+        (first run line, the longest) starts first and its readers (transfer,
+        evaluation) can overlap the remaining ablations.
+        """
+        waiting = list(todo)
+        unfinished = {s.name for s in todo}
+        running: dict[concurrent.futures.Future, Stage] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="stage") as pool:
+            while waiting or running:
+                for stage in list(waiting):
+                    if len(running) >= jobs:
+                        break
+                    if not any(d in unfinished for d in stage.deps + stage.soft_deps):
+                        waiting.remove(stage)
+                        running[pool.submit(self._run_stage, stage, forced)] = stage
+                if not running:  # cannot happen with a valid stage list (deps point backwards); never hang
+                    raise PipelineError(f"stages {[s.name for s in waiting]} wait on each other")
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    stage = running.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a scheduler error fails that stage only
+                        result = StageResult(stage.name, "failed", _short_error(exc))
+                    unfinished.discard(stage.name)
+                    self._finish(stage, result)
 
     def _profile_snapshot(self) -> dict:
         snap = {k: v for k, v in self.profile.items() if not k.startswith("_")}
@@ -691,7 +773,8 @@ class Pipeline:
                     f"(check the profile {self.profile.get('_path')})")
             out = stage.output_notebook(self.run_root)
             os.makedirs(os.path.dirname(out), exist_ok=True)
-            execute_notebook(str(nb_path), out, stage.parameters, cwd=self.root)
+            execute_notebook(str(nb_path), out, stage.parameters, cwd=self.root,
+                             **({"threads": self.threads} if self.threads else {}))
             if stage.name == "build_report":
                 from panns_core.report import notebook_to_html
 
@@ -785,9 +868,10 @@ def _short_error(exc: BaseException) -> str:
 
 def run_pipeline(profile: str = DEFAULT_PROFILE, *, root: str = ".", force: bool = False,
                  only: Sequence[str] | None = None, start: str | None = None,
-                 notebooks_dir: str | None = None, log: Callable[[str], None] = print) -> bool:
+                 notebooks_dir: str | None = None, log: Callable[[str], None] = print,
+                 jobs: int | None = None) -> bool:
     pipeline = Pipeline(load_profile(profile), root=root, notebooks_dir=notebooks_dir, log=log)
-    return pipeline.run(force=force, only=only, start=start)
+    return pipeline.run(force=force, only=only, start=start, jobs=jobs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -801,15 +885,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun stages even when up to date")
     parser.add_argument("--only", action="append", metavar="STAGE", help="run only this stage (repeatable)")
     parser.add_argument("--from", dest="start", metavar="STAGE", help="rerun from this stage onwards")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="stages run at once, each with cpu_count/N threads (default: the profile's jobs, else 1)")
     parser.add_argument("--list", action="store_true", help="list the stages and their recorded status, run nothing")
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be >= 1")
     try:
         pipeline = Pipeline(load_profile(args.profile), root=args.root, notebooks_dir=args.notebooks_dir)
         if args.list:
             for row in pipeline.plan():
                 print(f"{row['stage']:<32} {row['notebook']:<34} {row['status']:<12} deps: {row['deps']}")
             return 0
-        ok = pipeline.run(force=args.force, only=args.only, start=args.start)
+        ok = pipeline.run(force=args.force, only=args.only, start=args.start, jobs=args.jobs)
     except (ProfileError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ profile is then run for real, end to end, once per session (tests/tiny_pipeline.
 
 import json
 import os
+import threading
+import time
 import shutil
 
 import nbformat
@@ -205,6 +207,85 @@ def test_failed_dependency_skips_dependents_and_manifest_says_why(tmp_path, monk
     assert manifest["stages"]["pack_and_index"] == "failed"
 
 
+class TimedExecutor(FakeExecutor):
+    """A fake stage that takes a while and records when it ran and with how many threads."""
+
+    def __init__(self, seconds=0.3):
+        super().__init__()
+        self.seconds, self.spans, self.threads = seconds, {}, {}
+        self.lock = threading.Lock()
+
+    def __call__(self, input_path, output_path, parameters, cwd, threads=None):
+        stage = os.path.basename(output_path)[3:-len(".ipynb")]
+        start = time.monotonic()
+        time.sleep(self.seconds)
+        super().__call__(input_path, output_path, parameters, cwd)
+        with self.lock:
+            self.spans[stage] = (start, time.monotonic())
+            self.threads[stage] = threads
+
+
+def test_jobs_run_independent_stages_at_once_and_readers_wait_for_all_they_read(tmp_path, monkeypatch):
+    fake = TimedExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 4)
+    path = small_profile(tmp_path, jobs=2, runs={"a": {}, "b": {"mel_bins": 32, "groups": ["mel_bins"]},
+                                                 "c": {"hop_size": 640, "groups": ["hop_size"]}})
+    p, ok, log = run_fake(path, tmp_path / "proj", fake)
+    assert ok, log
+    spans = fake.spans
+    # The two first training runs overlap; the third starts when one of them has finished.
+    assert spans["train_a"][0] < spans["train_b"][1] and spans["train_b"][0] < spans["train_a"][1]
+    assert spans["train_c"][0] >= min(spans["train_a"][1], spans["train_b"][1])
+    # Training starts after packing; the tables start after every run they read has ended.
+    assert spans["pack_and_index"][1] <= min(spans[f"train_{r}"][0] for r in "abc")
+    assert spans["tables_audioset"][0] >= max(spans[f"train_{r}"][1] for r in "abc")
+    assert spans["build_report"][0] >= spans["tables_audioset"][1]
+    assert set(fake.threads.values()) == {2}  # 4 cores shared by 2 kernels
+    assert "(2 at a time)" in log[-1] and all(r.status == "completed" for r in p.results.values())
+    # One job (the default) keeps the profile's order and the libraries' own thread count.
+    fake2 = TimedExecutor(seconds=0)
+    monkeypatch.setattr(pipeline, "execute_notebook", fake2)
+    _, ok, _ = run_fake(path, tmp_path / "proj2", fake2, jobs=1)
+    assert ok and list(fake2.spans) == ["download_audioset", "pack_and_index", "train_a", "train_b", "train_c",
+                                        "tables_audioset", "build_report"]
+    assert set(fake2.threads.values()) == {None}
+
+
+def test_jobs_a_failed_run_skips_only_its_readers(tmp_path, monkeypatch):
+    fake = TimedExecutor(seconds=0.05)
+    fake.fail = {"train_b": "out of memory"}
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    path = small_profile(tmp_path, jobs=3, notebooks=["01_download_audioset", "02_pack_and_index", "03_train_system",
+                                                      "04_evaluate_system", "10_tables_audioset"])
+    p, ok, _ = run_fake(path, tmp_path / "proj", fake)
+    assert not ok and p.results["train_b"].status == "failed"
+    assert p.results["evaluate_system"].status == "completed"  # reads the reference run a only
+    assert p.results["tables_audioset"].status == "completed"  # tables draw from the runs that exist
+    with pytest.raises(ProfileError, match="jobs must be a whole number >= 1"):
+        load_profile(small_profile(tmp_path, jobs=0))
+
+
+def test_kernel_threads_reach_the_kernel_environment(monkeypatch):
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    seen = {}
+
+    async def fake_start(self, **kw):
+        seen.update(kw.get("env") or {})
+
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", fake_start)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    asyncio.run(pipeline.local_kernel_manager_class(threads=1)(kernel_name="python3").start_kernel())
+    assert seen["OMP_NUM_THREADS"] == "1" and seen["MKL_NUM_THREADS"] == "1"
+    seen.clear()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    asyncio.run(pipeline.local_kernel_manager_class(threads=1)(kernel_name="python3").start_kernel())
+    assert "OMP_NUM_THREADS" not in seen
+
+
 def test_unknown_parameters_and_missing_notebooks_are_reported(tmp_path, monkeypatch):
     fake = FakeExecutor()
     monkeypatch.setattr(pipeline, "execute_notebook", fake)
@@ -333,15 +414,15 @@ def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path, monkey
     calls = []
     real = pipeline.execute_notebook
 
-    def counting(input_path, output_path, parameters, cwd, fail=None):
+    def counting(input_path, output_path, parameters, cwd, threads=None):
         calls.append(os.path.basename(output_path))
-        return real(input_path, output_path, parameters, cwd)
+        return real(input_path, output_path, parameters, cwd, threads=threads)
 
     monkeypatch.setattr(pipeline, "execute_notebook", counting)
     p = Pipeline(load_profile("tiny"), root=str(copy), log=lambda m: None)
     assert p.run() and calls == []
 
-    def failing(input_path, output_path, parameters, cwd):
+    def failing(input_path, output_path, parameters, cwd, threads=None):
         calls.append(os.path.basename(output_path))
         raise RuntimeError("injected failure")
 
