@@ -33,6 +33,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -463,7 +464,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables that size a kernel's thread pools (torch reads them at import)."""
 
 
-def local_kernel_manager_class(threads: int | None = None):
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process and its reaped children (Linux ``/proc``; else None)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        return round(ticks / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def local_kernel_manager_class(threads: int | None = None, usage: dict | None = None):
     """A kernel manager whose kernel does not talk plain TCP.
 
     By default a kernel listens on TCP ports without encryption (and says so in an
@@ -471,7 +483,9 @@ def local_kernel_manager_class(threads: int | None = None):
     children, so on POSIX they use Unix-domain (IPC) sockets, which other users
     cannot reach; elsewhere the manager provisions CurveZMQ keys when the kernel
     declares support for them. ``threads`` sets the kernel's ``OMP_NUM_THREADS``
-    (when stages share the CPU), unless the user set it.
+    (when stages share the CPU), unless the user set it. ``usage`` receives the
+    kernel's CPU seconds (``cpu_s``) just before it is shut down: wall time says
+    little when stages share the CPU, CPU seconds say what a stage costs.
     """
     import zmq
     from jupyter_client.manager import AsyncKernelManager
@@ -494,22 +508,31 @@ def local_kernel_manager_class(threads: int | None = None):
                 kw["env"] = env
             return await super().start_kernel(**kw)
 
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False):
+            pid = getattr(self.provisioner, "pid", None)
+            if usage is not None and pid:
+                usage["cpu_s"] = process_cpu_seconds(pid)
+            return await super().shutdown_kernel(now=now, restart=restart)
+
     return LocalKernelManager
 
 
 def execute_notebook(input_path: str, output_path: str, parameters: dict, cwd: str,
-                     threads: int | None = None) -> None:
+                     threads: int | None = None) -> dict:
     """Run one notebook with papermill (module-level so tests can wrap it).
 
     ``threads``: the kernel's thread count (None: the libraries' default, all cores).
+    Returns ``{"cpu_s": ...}``, the kernel's CPU seconds where the platform tells them.
     """
     import papermill as pm
 
+    usage: dict = {}
     pm.execute_notebook(
         input_path, output_path, parameters=parameters, cwd=cwd, kernel_name="python3",
         progress_bar=False, log_output=False, report_mode=False,
-        kernel_manager_class=local_kernel_manager_class(threads),
+        kernel_manager_class=local_kernel_manager_class(threads, usage),
     )
+    return usage
 
 
 def threads_per_job(jobs: int) -> int | None:
@@ -549,6 +572,7 @@ class StageResult:
     status: str  # completed | up_to_date | failed | skipped | unavailable
     message: str = ""
     duration_s: float = 0.0
+    cpu_s: float | None = None  # the kernel's CPU seconds (None: not measured)
 
 
 class Pipeline:
@@ -568,6 +592,7 @@ class Pipeline:
         self.fingerprints: dict[str, str] = {}
         self.results: dict[str, StageResult] = {}
         self.threads: int | None = None  # per-kernel threads when stages run concurrently
+        self._prepare_lock = threading.Lock()
         self._graph: dict | None = None  # panns_core's import graph, read once per run
 
     # -- helpers -------------------------------------------------------------
@@ -657,14 +682,19 @@ class Pipeline:
         else:
             self._run_concurrently(todo, forced, jobs)
         failed = [r for r in self.results.values() if r.status == "failed"]
+        cpu = [r.cpu_s for r in self.results.values() if r.cpu_s is not None]
         self.log(f"pipeline {self.profile['name']}: {len(self.results)} stage(s) in {time.time() - t_all:.1f} s"
-                 + (f" ({jobs} at a time)" if jobs > 1 else "") + f", {len(failed)} failed"
+                 + (f" ({jobs} at a time)" if jobs > 1 else "") + (f", kernels {sum(cpu):.0f} CPU s" if cpu else "")
+                 + f", {len(failed)} failed"
                  + (f" ({', '.join(r.name for r in failed)})" if failed else ""))
         return not failed
 
     def _finish(self, stage: Stage, result: StageResult) -> None:
         self.results[stage.name] = result
-        self.log(f"[{result.status:>11}] {stage.name}" + (f" ({result.duration_s:.1f} s)" if result.duration_s else "")
+        timing = f"{result.duration_s:.1f} s" if result.duration_s else ""
+        if result.cpu_s is not None:
+            timing += f", {result.cpu_s:.0f} CPU s"
+        self.log(f"[{result.status:>11}] {stage.name}" + (f" ({timing})" if timing else "")
                  + (f": {result.message}" if result.message else ""))
 
     def _run_concurrently(self, todo: list[Stage], forced: bool, jobs: int) -> None:
@@ -704,6 +734,17 @@ class Pipeline:
         return snap
 
     def _run_stage(self, stage: Stage, forced: bool) -> StageResult:
+        # Fingerprinting parses code with ``ast``, which CPython 3.11 does not allow from two threads at once
+        # ("AST constructor recursion depth mismatch"): concurrent stages take turns here, then run in parallel.
+        with self._prepare_lock:
+            prepared = self._prepare_stage(stage, forced)
+        if isinstance(prepared, StageResult):
+            return prepared
+        nb_path, fp = prepared
+        return self._execute(stage, nb_path, fp)
+
+    def _prepare_stage(self, stage: Stage, forced: bool):
+        """A finished result (skipped, unavailable, up to date, manifest) or ``(notebook, fingerprint)`` to run."""
         failed_deps = [d for d in stage.deps if self.results.get(d) and self.results[d].status in ("failed", "skipped")]
         missing_deps = [d for d in stage.deps if d not in self.fingerprints and d not in failed_deps]
         if failed_deps or missing_deps:
@@ -730,7 +771,15 @@ class Pipeline:
                 and previous.get("fingerprint") == fp and self._outputs_exist(stage)):
             self.fingerprints[stage.name] = fp
             return StageResult(stage.name, "up_to_date")
-        return self._execute(stage, nb_path, fp)
+        self._clear_stale_run(stage, fp)
+        self._write_record(stage, status="running", fingerprint=fp, started=_now())
+        unknown = set(stage.parameters) - declared_parameters(str(nb_path))
+        if unknown:
+            why = (f"{nb_path.name}: parameter(s) {sorted(unknown)} are not declared in its parameters cell "
+                   f"(check the profile {self.profile.get('_path')})")
+            self._write_record(stage, status="failed", fingerprint=fp, ended=_now(), error=why)
+            return StageResult(stage.name, "failed", why)
+        return nb_path, fp
 
     def _clear_stale_run(self, stage: Stage, fp: str) -> None:
         """A training stage whose parameters changed starts from an empty run folder.
@@ -762,19 +811,14 @@ class Pipeline:
             os.remove(latest)
 
     def _execute(self, stage: Stage, nb_path: Path, fp: str) -> StageResult:
-        self._clear_stale_run(stage, fp)
         started, t0 = _now(), time.time()
         self._write_record(stage, status="running", fingerprint=fp, started=started)
         try:
-            unknown = set(stage.parameters) - declared_parameters(str(nb_path))
-            if unknown:
-                raise PipelineError(
-                    f"{nb_path.name}: parameter(s) {sorted(unknown)} are not declared in its parameters cell "
-                    f"(check the profile {self.profile.get('_path')})")
             out = stage.output_notebook(self.run_root)
             os.makedirs(os.path.dirname(out), exist_ok=True)
-            execute_notebook(str(nb_path), out, stage.parameters, cwd=self.root,
-                             **({"threads": self.threads} if self.threads else {}))
+            usage = execute_notebook(str(nb_path), out, stage.parameters, cwd=self.root,
+                                     **({"threads": self.threads} if self.threads else {}))
+            cpu_s = usage.get("cpu_s") if isinstance(usage, dict) else None
             if stage.name == "build_report":
                 from panns_core.report import notebook_to_html
 
@@ -791,9 +835,9 @@ class Pipeline:
         self._drop_latest_checkpoint(stage)
         duration = time.time() - t0
         self._write_record(stage, status="completed", fingerprint=fp, started=started, ended=_now(),
-                           duration_s=round(duration, 2))
+                           duration_s=round(duration, 2), cpu_s=cpu_s, threads=self.threads)
         self.fingerprints[stage.name] = fp
-        return StageResult(stage.name, "completed", "", duration)
+        return StageResult(stage.name, "completed", "", duration, cpu_s)
 
     def not_in_profile(self) -> dict[str, str]:
         """Artefacts whose owner notebook this profile does not list (not expected, so not 'missing')."""

@@ -386,6 +386,11 @@ def test_tiny_profile_end_to_end(tiny):
     for s in p.stages:
         if s.notebook:
             assert os.path.exists(s.output_notebook(str(root / "runs" / "tiny")))
+    if os.path.exists("/proc/self/stat"):  # each kernel's CPU seconds are recorded (Linux)
+        records = [json.loads((root / "runs" / "tiny" / "stages" / f"{s.name}.json").read_text())
+                   for s in p.stages if s.notebook]
+        assert all(r["cpu_s"] > 0.5 and r["threads"] == max(1, (os.cpu_count() or 1) // 2) for r in records)
+        assert any("CPU s)" in line for line in log) and "kernels" in log[-1]
     manifest = json.loads((root / "runs" / "tiny" / "manifest.json").read_text())
     assert manifest["profile"] == "tiny" and manifest["data_source"] == "generated"
     assert set(manifest["artefacts"]) >= set(artefacts.AUDIOSET_IDS)
@@ -420,7 +425,7 @@ def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path, monkey
 
     monkeypatch.setattr(pipeline, "execute_notebook", counting)
     p = Pipeline(load_profile("tiny"), root=str(copy), log=lambda m: None)
-    assert p.run() and calls == []
+    assert p.run() and calls == [], {n: (r.status, r.message) for n, r in p.results.items() if r.status != "up_to_date"}
 
     def failing(input_path, output_path, parameters, cwd, threads=None):
         calls.append(os.path.basename(output_path))
