@@ -343,6 +343,29 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, device="
     return fast
 
 
+NEAR_TIE = 0.005
+"""fp32 probabilities closer than this to the 10th-ranked one count as tied with it."""
+
+
+def top10_agreement(fast, reference, near_tie: float = NEAR_TIE) -> tuple[int, int]:
+    """``(clips with a different top-10 set, clips whose top-10 is unchanged up to near-ties)``.
+
+    ``fast`` and ``reference`` are ``(clips, classes)`` probabilities. A label may enter or
+    leave the top 10 without counting as a change when its fp32 probability is within
+    ``near_tie`` of the fp32 10th-ranked probability (an order no low precision can keep).
+    """
+    fast, reference = torch.as_tensor(fast), torch.as_tensor(reference)
+    changed = same_up_to_ties = 0
+    for a, b in zip(fast, reference):
+        top_a, top_b = set(a.topk(10).indices.tolist()), set(b.topk(10).indices.tolist())
+        if top_a != top_b:
+            changed += 1
+        tenth = b.topk(10).values[-1]
+        swapped = top_a ^ top_b
+        same_up_to_ties += all(abs(float(b[i] - tenth)) <= near_tie for i in swapped)
+    return changed, same_up_to_ties
+
+
 def calibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
     """Set BatchNorm running statistics from ``batches`` of waveforms (cumulative average).
 
