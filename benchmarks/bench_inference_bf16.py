@@ -11,7 +11,8 @@ clips at 32 kHz, the three variants taking turns in one process:
 * ``bf16``: the same with ``precision="bf16"`` (bfloat16 weights, the STFT/log-mel
   front end in float32), with its accuracy cost: the largest absolute difference of
   the clipwise output against fp32 over the benchmark clips and the overlap of the
-  top-10 labels. bfloat16 is fast only on CPUs with AVX512-BF16 or AMX; elsewhere
+  top-10 labels (overlap, clips with an identical top-10 set, and identical up to labels
+  within ``fast_inference.NEAR_TIE`` of fp32's 10th probability). bfloat16 is fast only on CPUs with AVX512-BF16 or AMX; elsewhere
   it is emulated (the header line says which).
 
 Ratios (``default / eager``, ``bf16 / eager`` in clips/s) come from the same run.
@@ -158,6 +159,11 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
         top_ref, top_fast = np.argsort(-ref, 1)[:, :10], np.argsort(-out, 1)[:, :10]
         row["bf16_top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10
                                                    for a, b in zip(top_ref, top_fast)]))
+        changed, same_up_to_ties = fast_inference.top10_agreement(out, ref)
+        row["bf16_top10_identical_clips"] = len(ref) - changed
+        row["bf16_top10_identical_up_to_ties_clips"] = same_up_to_ties
+        row["clips"] = len(ref)
+        row["bf16_fp32_modules"] = list(fast_inference.fp32_modules_for(fast.model))
         calls["bf16"] = lambda: fast.forward(x.numpy())
     for key, seconds in time_interleaved(calls, args.repeats).items():
         row[f"{key}_s"] = seconds
@@ -208,15 +214,18 @@ def main(argv=None) -> int:
           f"native bf16: {env['cpu_native_bf16']} {env.get('cpu_bf16_instructions')}, batch {args.batch_size} x 10-s clips, "
           f"load average {env['load_average_start'][0]:.1f} -> {env['load_average_end'][0]:.1f}")
     print("| model | official-style fp32 clips/s | our fp32 clips/s | our bf16 clips/s | our fp32 / official "
-          "| our bf16 / official | bf16 max abs diff | bf16 top-10 overlap |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| our bf16 / official | bf16 max abs diff | bf16 mean abs diff | bf16 top-10 overlap "
+          "| top-10 identical (up to ties) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     nan = float("nan")
     for r in rows:
         eager = r["eager_clips_per_s"]
         print(f"| {r['model']} | {eager:.2f} | {r['default_clips_per_s']:.2f} | "
               f"{r.get('bf16_clips_per_s', nan):.2f} | {r['default_clips_per_s'] / eager:.2f}x | "
               f"{r.get('bf16_clips_per_s', nan) / eager:.2f}x | {r.get('bf16_max_abs_diff', nan):.4f} | "
-              f"{r.get('bf16_top10_overlap', nan):.2f} |")
+              f"{r.get('bf16_mean_abs_diff', nan):.5f} | {r.get('bf16_top10_overlap', nan):.2f} | "
+              f"{r.get('bf16_top10_identical_clips', '-')}/{r.get('clips', '-')} "
+              f"({r.get('bf16_top10_identical_up_to_ties_clips', '-')}/{r.get('clips', '-')}) |")
     print("weights: " + "; ".join(f"{r['model']}: {r['weights']}" for r in rows))
     print(f"wrote {args.out}")
     return 0

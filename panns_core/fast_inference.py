@@ -17,7 +17,11 @@ checkpoints):
   computes in bfloat16 (not autocast, which would cast every weight on every call),
   while the log-mel front end (STFT, mel filterbank, ``bn0``) stays float32 (a power
   spectrum taken to dB in bfloat16 loses most of its low-level detail), and so do
-  the fully connected layers (little compute, but they set the output scale).
+  the fully connected layers (little compute, but they set the output scale), the
+  global pooling before them (the trunk's output is cast back, see
+  :func:`trunk_output_module`) and the trunk modules of :data:`FP32_MODULES` (the
+  CNNs' first block: on Cnn14 this takes the largest clipwise difference against
+  fp32 from 0.031 to 0.026 for 11% of the multiply-accumulates; docs/inference.md).
 * **torch.compile** (inductor) as an opt-in (``compile=True``): the first call
   compiles (minutes on a small CPU; inductor caches the result on disk, so later
   processes warm up faster).
@@ -40,6 +44,14 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 PRECISIONS = ("fp32", "bf16")
 FRONT_END_MODULES = ("spectrogram_extractor", "logmel_extractor", "bn0")
 """Modules of the log-mel front end that keep float32 weights in the bf16 copy."""
+FP32_MODULES: dict[str, tuple[str, ...]] = {
+    "LogmelCnn": ("conv_block1",),
+}
+"""Trunk modules the bf16 copy keeps in float32, per model family (class name, looked up along
+the model's class hierarchy: ``LogmelCnn`` covers Cnn6/Cnn10/Cnn14 and the DecisionLevel SED
+models). Measured on Cnn14 (``benchmarks/bench_inference_bf16.py``): rounding the *weights* to
+bfloat16 causes most of the clipwise error, and the first block's (about a tenth of the
+multiply-adds) the most of any block; keeping it float32 cuts the mean error by a fifth."""
 FOLD_CHECK_TOLERANCE = 1e-3
 """Largest output difference (relative to the output's scale) a folded copy may show."""
 
@@ -182,12 +194,12 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor | None = None) -> nn.
 
 
 # ----------------------------------------------------------------------------- bf16 with a fp32 front end
-def _front_end_fp32(logmel, trunk_dtype: torch.dtype):
-    """Wrap a model's bound ``_logmel``: float32 in and through, ``trunk_dtype`` out."""
+def _front_end_fp32(logmel):
+    """Wrap a model's bound ``_logmel``: float32 in, through and out."""
 
     @functools.wraps(logmel)
     def run(waveform, *args, **kwargs):
-        return logmel(waveform.float(), *args, **kwargs).to(trunk_dtype)
+        return logmel(waveform.float(), *args, **kwargs).float()
 
     return run
 
@@ -218,30 +230,86 @@ def _fp32_waveform_forward(model: nn.Module):
     return forward
 
 
-def to_bf16_keep_front_end(model: nn.Module) -> nn.Module:
-    """bfloat16 weights everywhere except the log-mel front end (in place; returns ``model``).
+def fp32_modules_for(model: nn.Module) -> tuple[str, ...]:
+    """Names of the trunk modules :data:`FP32_MODULES` keeps float32 for ``model``'s family."""
+    for cls in type(model).__mro__:
+        if cls.__name__ in FP32_MODULES:
+            return tuple(name for name in FP32_MODULES[cls.__name__] if _has_submodule(model, name))
+    return ()
 
+
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _cast_output_to_fp32(module, args, output):
+    """Forward hook: a floating tensor output becomes float32."""
+    return output.float() if torch.is_tensor(output) and output.is_floating_point() else output
+
+
+def trunk_output_module(model: nn.Module, example: torch.Tensor | None = None) -> str | None:
+    """Name of the last top-level module called before the first ``nn.Linear`` (one probe forward).
+
+    Its output is what the global pooling (mean over frequency, max + mean over time) and
+    then the fully connected head consume. ``None`` when no linear layer runs.
+    """
+    example = probe_input(model) if example is None else example
+    called: list[str] = []
+    linear_ids = {id(m) for m in model.modules() if isinstance(m, nn.Linear)}
+    handles = [child.register_forward_hook(lambda m, i, o, n=name: called.append(n))
+               for name, child in model.named_children() if id(child) not in linear_ids
+               and name not in FRONT_END_MODULES]
+    first_linear: list[int] = []
+    handles += [m.register_forward_pre_hook(lambda m, i: first_linear.append(len(called)))
+                for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not first_linear or first_linear[0] == 0:
+        return None
+    return called[first_linear[0] - 1]
+
+
+def to_bf16_keep_front_end(model: nn.Module, fp32_modules=None, fp32_outputs=None) -> nn.Module:
+    """bfloat16 weights except the log-mel front end, the heads and ``fp32_modules`` (in place).
+
+    ``fp32_modules`` (default :func:`fp32_modules_for`) are submodule names that keep
+    float32 weights and compute in float32; ``fp32_outputs`` names modules whose output
+    is cast to float32 (so what follows them, e.g. functional pooling, runs in float32).
     Meant for an eval-mode copy: the models with a log-mel front end get a forward
     that ignores mixup (inference only).
     """
-    # detach the front ends during the cast: a round trip through bfloat16 would
-    # round the STFT kernels and mel filters for good
+    fp32_modules = fp32_modules_for(model) if fp32_modules is None else tuple(fp32_modules)
+    if fp32_outputs is None:  # the global pooling before the head runs in float32
+        trunk = trunk_output_module(model)
+        fp32_outputs = (trunk,) if trunk is not None and trunk not in fp32_modules else ()
     front_ends = [m for m in model.modules() if hasattr(m, "_logmel") and hasattr(m, "logmel_extractor")]
-    kept = [{name: getattr(m, name) for name in FRONT_END_MODULES if getattr(m, name, None) is not None}
-            for m in front_ends]
-    for module, parts in zip(front_ends, kept):
-        for name in parts:
-            setattr(module, name, None)
     # the fully connected head is a sliver of the compute but sets the output scale: keep it fp32
     heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    model.to(torch.bfloat16)
+    kept = [model.get_submodule(name) for name in fp32_modules] + heads
+    kept += [getattr(m, name) for m in front_ends for name in FRONT_END_MODULES if getattr(m, name, None) is not None]
+    keep_fp32 = {id(sub) for module in kept for sub in module.modules()}
+    # cast module by module (never a round trip through bfloat16, which would round the
+    # STFT kernels, mel filters and the kept layers for good)
+    for module in model.modules():
+        if id(module) not in keep_fp32:
+            module._apply(lambda t: t.to(torch.bfloat16) if t.is_floating_point() else t, recurse=False)
+    for name in fp32_modules:
+        model.get_submodule(name).register_forward_pre_hook(_cast_inputs_to_fp32)
     for head in heads:
-        head.float()
         head.register_forward_pre_hook(_cast_inputs_to_fp32)
-    for module, parts in zip(front_ends, kept):
-        for name, part in parts.items():
-            setattr(module, name, part)
-        module._logmel = _front_end_fp32(module._logmel, torch.bfloat16)
+    for name in fp32_outputs:
+        model.get_submodule(name).register_forward_hook(_cast_output_to_fp32)
+    for module in front_ends:
+        # the log-mel leaves the front end in float32; each bfloat16 layer casts its own input
+        module._logmel = _front_end_fp32(module._logmel)
         if hasattr(module, "_forward"):
             module.forward = _fp32_waveform_forward(module)
     for module in model.modules():
@@ -254,7 +322,7 @@ def to_bf16_keep_front_end(model: nn.Module) -> nn.Module:
 # ----------------------------------------------------------------------------- the whole recipe
 def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, device="cpu",
                           fold: bool = True, channels_last: bool = True,
-                          compile: bool = False) -> nn.Module:
+                          compile: bool = False, fp32_modules=None, fp32_outputs=None) -> nn.Module:
     """An eval-mode copy of ``model`` optimised for inference (see the module docstring).
 
     The copy returns the same output dict; call it under ``torch.inference_mode()``.
@@ -271,12 +339,35 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, device="
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     if precision == "bf16":
-        to_bf16_keep_front_end(fast)
+        to_bf16_keep_front_end(fast, fp32_modules, fp32_outputs)
     for parameter in fast.parameters():
         parameter.requires_grad_(False)
     if compile:
         fast = torch.compile(fast)
     return fast
+
+
+NEAR_TIE = 0.005
+"""fp32 probabilities closer than this to the 10th-ranked one count as tied with it."""
+
+
+def top10_agreement(fast, reference, near_tie: float = NEAR_TIE) -> tuple[int, int]:
+    """``(clips with a different top-10 set, clips whose top-10 is unchanged up to near-ties)``.
+
+    ``fast`` and ``reference`` are ``(clips, classes)`` probabilities. A label may enter or
+    leave the top 10 without counting as a change when its fp32 probability is within
+    ``near_tie`` of the fp32 10th-ranked probability (an order no low precision can keep).
+    """
+    fast, reference = torch.as_tensor(fast), torch.as_tensor(reference)
+    changed = same_up_to_ties = 0
+    for a, b in zip(fast, reference):
+        top_a, top_b = set(a.topk(10).indices.tolist()), set(b.topk(10).indices.tolist())
+        if top_a != top_b:
+            changed += 1
+        tenth = b.topk(10).values[-1]
+        swapped = top_a ^ top_b
+        same_up_to_ties += all(abs(float(b[i] - tenth)) <= near_tie for i in swapped)
+    return changed, same_up_to_ties
 
 
 def calibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
