@@ -69,7 +69,10 @@ class TransferConfig:
     own 64-frame time stripes), ``"scaled"`` (stripes scaled to the clip length,
     :func:`panns_core.models.frontend.scaled_time_drop_width`) or ``"off"``.
     ``device`` is where models train and embeddings are computed (``"cuda"`` on a
-    GPU machine); results come back to the CPU.
+    GPU machine); results come back to the CPU. ``precise_bn`` recomputes the
+    BatchNorm statistics of a trained backbone over the training clips before each
+    evaluation (:func:`recalibrate_batchnorm`; off for the paper runs, on for
+    ``panns finetune``).
     """
 
     backbone: str = "Cnn14"
@@ -88,6 +91,7 @@ class TransferConfig:
     schedule: str = "constant"
     spec_augment: str = "official"
     device: str = "cpu"
+    precise_bn: bool = False
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -215,6 +219,44 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
             model.train()  # the callback may have evaluated
     model.eval()
     return losses
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
+                          cfg: TransferConfig) -> int:
+    """Set every BatchNorm's running statistics to their mean over the training clips; returns the count.
+
+    Why: the running statistics are an exponential average (momentum 0.1) of the
+    batches of the last few steps, taken while the weights were still moving fast
+    and with dropout and SpecAugment on. After a short run on short, zero-padded
+    clips they no longer describe what the finished model computes, and the model
+    in eval mode misclassifies even its own training clips (measured in
+    docs/transfer.md). Here the model runs in eval mode (no dropout, no
+    SpecAugment) with only its BatchNorm layers collecting a cumulative average
+    (``momentum=None``) over one pass of the training clips, as they are evaluated.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    device = next(model.parameters()).device
+    clip_seconds, segment_seconds = cfg.geometry(data)
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches of this pass
+            m.train()
+        segs = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds,
+                                             segment_seconds) for i in train_idx])
+        for start in range(0, len(segs), cfg.eval_batch_size):
+            model(torch.from_numpy(segs[start:start + cfg.eval_batch_size].astype(np.float32)).to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(norms)
 
 
 @torch.no_grad()
@@ -367,6 +409,8 @@ class TransferRunner:
                                 on_step=callback)
         else:
             def predict():
+                if self.cfg.precise_bn:
+                    recalibrate_batchnorm(model, self.data, self.audio, train_idx, self.cfg)
                 return predict_model(model, self.data, self.audio, test_idx, self.cfg)
 
             callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))
