@@ -140,6 +140,7 @@ SCRATCH_SETTINGS = {
     "clip from data, lr 1e-3 warm-up+cosine, SpecAugment off": dict(spec_augment="off"),
     "new defaults (clip from data, lr 1e-3 warm-up+cosine, SpecAugment scaled)": dict(),
     "new defaults but clip 10 s": dict(clip_seconds=10.0),
+    "new defaults without BatchNorm recalibration (precise_bn off)": dict(precise_bn=False),
 }
 PRETRAINED_SETTINGS = {
     # name: (strategy, finetune() keyword arguments)
