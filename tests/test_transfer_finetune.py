@@ -123,6 +123,7 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     state = torch.load(out / "model.pth", map_location="cpu", weights_only=True)  # plain, safe to load
     assert state["extra"]["labels"] == list(CLASSES) and state["extra"]["backbone"] == "MobileNetV1"
     assert state["extra"]["clip_seconds"] == result["clip_seconds"]
+    assert state["extra"]["pad"] == result["settings"]["pad"] == "repeat"  # short clips repeated, by default
 
     new = tmp_path / "new.wav"
     sf.write(new, _sound(0, 0.7, 44100, np.random.default_rng(5)), 44100)
@@ -137,6 +138,7 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     model = Pretrained.load(str(out / "model.pth"))
     assert model.labels.names == CLASSES
     assert model.window_samples == round(result["clip_seconds"] * 32000)
+    assert model.pad == "repeat"  # tagging fills short files the way training did
     # the same model as the report: the held-out probabilities come back through Pretrained
     first = predictions[predictions["file"] != "hum_00.wav"].iloc[0]  # hum_00 is the 12-s clip
     tagged = model.tag(os.path.join(tmp_path / "sounds", first["file"]))[0]

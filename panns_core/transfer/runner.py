@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from panns_core.audio_io import pad_or_truncate
+from panns_core.audio_io import PAD_MODES
 from panns_core.transfer.audio import ClipAudio, clip_segments, random_crop
 from panns_core.transfer.base import TransferData
 from panns_core.transfer.strategies import (EmbeddingCache, base_of, check_strategy, fresh_copy, head_of,
@@ -72,7 +72,10 @@ class TransferConfig:
     GPU machine); results come back to the CPU. ``precise_bn`` recomputes the
     BatchNorm statistics of a trained backbone over the training clips before each
     evaluation (:func:`recalibrate_batchnorm`; off for the paper runs, on for
-    ``panns finetune``).
+    ``panns finetune``). ``pad`` brings clips shorter than ``clip_seconds`` to
+    length in training, BatchNorm recalibration, evaluation and embeddings alike:
+    ``"zeros"`` (silence, the official code and the paper runs) or ``"repeat"`` (the
+    clip repeated end to end; ``panns finetune``'s default, see docs/transfer.md).
     """
 
     backbone: str = "Cnn14"
@@ -92,12 +95,15 @@ class TransferConfig:
     spec_augment: str = "official"
     device: str = "cpu"
     precise_bn: bool = False
+    pad: str = "zeros"
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.spec_augment not in SPEC_AUGMENT_MODES:
             raise ValueError(f"spec_augment must be one of {SPEC_AUGMENT_MODES}, got {self.spec_augment!r}")
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
@@ -184,16 +190,18 @@ def predict_head(head: nn.Module, table: dict, clip_ids: list[str]) -> np.ndarra
 
 
 def training_batch(data: TransferData, audio: ClipAudio, indices: np.ndarray, clip_seconds: float,
-                   segment_seconds: float | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                   segment_seconds: float | None, rng: np.random.Generator,
+                   pad: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
     sr = audio.sample_rate
     waves, labels = [], []
     for i in indices:
         clip = data.clips[int(i)]
         x = audio[clip.clip_id]
         if segment_seconds is None:
-            waves.append(pad_or_truncate(x, int(round(clip_seconds * sr))))
+            waves.append(clip_segments(x, sr, clip_seconds, None, pad)[0])
         else:
-            waves.append(random_crop(x[:int(round(clip_seconds * sr))], int(round(segment_seconds * sr)), rng))
+            waves.append(random_crop(x[:int(round(clip_seconds * sr))], int(round(segment_seconds * sr)), rng,
+                                     pad))
         labels.append(clip.label)
     return torch.from_numpy(np.stack(waves).astype(np.float32)), torch.tensor(labels, dtype=torch.int64)
 
@@ -211,7 +219,7 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
     losses = []
     for step in range(cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
-        x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng)
+        x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng, cfg.pad)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y, scheduler))
         if on_step is not None:
@@ -249,7 +257,7 @@ def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio
             m.momentum = None  # cumulative average over all batches of this pass
             m.train()
         segs = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds,
-                                             segment_seconds) for i in train_idx])
+                                             segment_seconds, cfg.pad) for i in train_idx])
         for start in range(0, len(segs), cfg.eval_batch_size):
             model(torch.from_numpy(segs[start:start + cfg.eval_batch_size].astype(np.float32)).to(device))
     finally:
@@ -266,8 +274,8 @@ def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indice
     model.eval()
     device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
-    segs = [clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds, segment_seconds)
-            for i in indices]
+    segs = [clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds, segment_seconds,
+                          cfg.pad) for i in indices]
     flat = np.concatenate(segs)
     probs = []
     for start in range(0, len(flat), cfg.eval_batch_size):
@@ -347,7 +355,7 @@ class TransferRunner:
         clip_seconds, segment_seconds = self.cfg.geometry(self.data)
         base = self.pretrained()
         return self.cache.get(base, self.data, self.audio, clip_seconds, segment_seconds,
-                              self.cfg.eval_batch_size, weights_hash=self._pretrained_hash)
+                              self.cfg.eval_batch_size, weights_hash=self._pretrained_hash, pad=self.cfg.pad)
 
     def check_geometry(self, base: nn.Module, trained: bool = True) -> None:
         """Clips/segments must be long enough for the backbone (and its SpecAugment stripes when trained)."""
