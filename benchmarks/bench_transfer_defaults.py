@@ -16,6 +16,7 @@ spaced steps, the final training loss against ln K, wall seconds and the CPU
 seconds of the process. Settings (scratch: random init):
 
 * ``old``: clip 10 s, lr 1e-4 constant, 64-frame SpecAugment (the defaults before);
+* short clips zero-padded (the official code) against repeated end to end;
 * one change at a time towards the new defaults (clip from the data, lr 1e-3,
   warm-up + cosine, SpecAugment scaled / off);
 * with ``--pretrain-steps N``: a backbone is first trained for N iterations on the
@@ -140,6 +141,9 @@ SCRATCH_SETTINGS = {
     "clip from data, lr 1e-3 warm-up+cosine, SpecAugment off": dict(spec_augment="off"),
     "new defaults (clip from data, lr 1e-3 warm-up+cosine, SpecAugment scaled)": dict(),
     "new defaults but clip 10 s": dict(clip_seconds=10.0),
+    "new defaults without BatchNorm recalibration (precise_bn off)": dict(precise_bn=False),
+    "defaults with short clips zero-padded (pad zeros, the official code)": dict(pad="zeros"),
+    "defaults with short clips repeated (pad repeat)": dict(pad="repeat"),
 }
 PRETRAINED_SETTINGS = {
     # name: (strategy, finetune() keyword arguments)
@@ -187,6 +191,8 @@ def run_one(csv_path: str, out: str, strategy: str, kwargs: dict, args, checkpoi
 
     kwargs = dict(kwargs)
     clip_seconds = kwargs.pop("clip_seconds", args.clip_seconds)
+    if args.pad is not None:
+        kwargs.setdefault("pad", args.pad)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         run = finetune(csv_path, out, strategy=strategy, backbone=args.backbone, checkpoint=checkpoint,
@@ -199,7 +205,7 @@ def run_one(csv_path: str, out: str, strategy: str, kwargs: dict, args, checkpoi
     r = run.result
     return {"clip_seconds": r["clip_seconds"], "accuracy": r["accuracy"], "chance": r["chance"],
             "history": r["history"], "last_loss": r["last_loss"], "uniform_loss": r["uniform_guess_loss"],
-            "warnings": len(r["warnings"]), "wall_s": time.perf_counter() - wall0,
+            "pad": r["settings"]["pad"], "warnings": len(r["warnings"]), "wall_s": time.perf_counter() - wall0,
             "cpu_s": time.process_time() - cpu0}
 
 
@@ -225,6 +231,9 @@ def main() -> None:
                         help='backbone front-end overrides as JSON, e.g. \'{"sample_rate": 16000, "window_size": 512, '
                              '"hop_size": 320, "mel_bins": 32, "fmax": 8000}\' (a cheaper front end for a CPU)')
     parser.add_argument("--pretrain-batch-size", type=int, default=32)
+    parser.add_argument("--pad", choices=("repeat", "zeros"), default=None,
+                        help="padding of short clips for every setting that does not set its own "
+                             "(default: finetune's default)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (batches, initial weights)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)

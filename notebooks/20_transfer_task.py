@@ -24,6 +24,7 @@ batch_size = 4
 learning_rate = 1e-4
 head_learning_rate = 1e-3
 spec_augment = "official"    # SpecAugment of trained backbones: "official" (64-frame stripes), "scaled" (to the clip), "off"
+pad = "zeros"                # clips shorter than clip_seconds: "zeros" (official code) or "repeat" (the clip repeated)
 clip_seconds = 1.0           # None keeps the native length of each task (5 s ESC-50, 10 s DCASE 2019, 30 s GTZAN)
 segment_seconds = 1.0        # DCASE 2018 Task 2 training segments (paper and None: 4 s), at least 1 s for SpecAugment
 synthetic = True             # True: generated stand-ins in each dataset's layout; False: real data in data_dir
@@ -79,7 +80,8 @@ cache_root = embedding_cache_dir or os.path.join(run_root, "transfer", "embeddin
 cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=dict(backbone_overrides),
                      iterations=iterations, head_iterations=head_iterations, batch_size=batch_size,
                      learning_rate=learning_rate, head_learning_rate=head_learning_rate,
-                     clip_seconds=clip_seconds, segment_seconds=segment_seconds, spec_augment=spec_augment)
+                     clip_seconds=clip_seconds, segment_seconds=segment_seconds, spec_augment=spec_augment,
+                     pad=pad)
 print(task_list, cfg)
 
 # %%

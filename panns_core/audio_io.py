@@ -65,6 +65,24 @@ def pad_or_truncate(x: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
 
 
+PAD_MODES = ("zeros", "repeat")
+
+
+def fit_to_length(x: np.ndarray, n: int, pad: str = "zeros") -> np.ndarray:
+    """Cut ``x`` to ``n`` samples, or bring a shorter ``x`` up to ``n`` by ``pad``.
+
+    ``"zeros"`` appends silence (:func:`pad_or_truncate`, the official code);
+    ``"repeat"`` repeats the clip end to end (an empty clip stays silent), so a
+    0.3-s sound fills a 1.3-s training window instead of being three quarters
+    padding at the log-mel floor (measured in docs/transfer.md).
+    """
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    if pad == "zeros" or len(x) >= n or len(x) == 0:
+        return pad_or_truncate(x, n)
+    return np.tile(x, -(-n // len(x)))[:n]
+
+
 def waveform_from_array(array, name: str = "array") -> np.ndarray:
     """A 1-D numpy input as float32 in [-1, 1], the way a decoded file would be.
 

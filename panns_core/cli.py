@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None, help="rate after warm-up")
     p.add_argument("--spec-augment", choices=("scaled", "official", "off"), default="scaled",
                    help="scaled: time stripes scaled to the clip length (default); official: 64 frames")
+    p.add_argument("--pad", choices=("repeat", "zeros"), default="repeat",
+                   help="clips shorter than --clip-seconds: repeat them end to end (default) or pad with "
+                        "silence; `panns tag` with the saved model pads the same way")
+    p.add_argument("--precise-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute BatchNorm statistics over the training clips before each evaluation "
+                        "(default: on for scratch and finetune; frozen strategies have nothing to recompute)")
     p.add_argument("--evaluations", type=int, default=10, help="held-out evaluations during training")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda ...")
     p.add_argument("--seed", type=int, default=0)
@@ -394,7 +400,7 @@ def cmd_finetune(args) -> int:
                  checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
                  clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
                  warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
-                 evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
+                 pad=args.pad, precise_bn=args.precise_bn, evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
                  log=None if args.quiet else print)
     except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None

@@ -23,7 +23,9 @@ to the user):
   samples zero-padded) so that no window is mostly padding. Shorter files are
   processed whole at their own length, like the official script, zero-padded only
   up to ``min_seconds`` (1 s) so that every architecture's pooling stack has
-  enough frames.
+  enough frames. A `panns finetune` checkpoint sets both to its training clip
+  length, and a file shorter than that is filled the way training filled it
+  (its ``pad`` metadata: silence, or the clip repeated end to end).
 * **Aggregation over windows**: clipwise probabilities take the **maximum** over
   windows (a sound present in any window is present in the file, matching the
   max-over-time pooling of the models); embeddings take the **mean**; framewise
@@ -273,8 +275,16 @@ def plan_chunks(num_samples: int, window: int, hop: int, align: int, min_samples
     return ChunkPlan(starts=tuple(starts), length=window, num_samples=num_samples)
 
 
-def cut_chunks(waveform: np.ndarray, plan: ChunkPlan) -> list[np.ndarray]:
-    """The windows of ``plan``, each exactly ``plan.length`` samples (zero-padded at the end)."""
+def cut_chunks(waveform: np.ndarray, plan: ChunkPlan, pad: str = "zeros") -> list[np.ndarray]:
+    """The windows of ``plan``, each exactly ``plan.length`` samples (zero-padded at the end).
+
+    With ``pad="repeat"`` (a `panns finetune` model trained that way) a file shorter
+    than its one window is repeated end to end to fill it instead.
+    """
+    if pad != "zeros" and waveform.shape[0] < plan.length and len(plan.starts) == 1:
+        from .audio_io import fit_to_length
+
+        return [np.ascontiguousarray(fit_to_length(waveform, plan.length, pad), dtype=np.float32)]
     chunks = []
     for start in plan.starts:
         piece = waveform[start:start + plan.length]
@@ -432,6 +442,7 @@ class Pretrained:
         self.checkpoint = checkpoint
         self.precision = precision
         self.batch_size = int(batch_size)
+        self.pad = "zeros"  # how a file shorter than min_seconds is filled; "repeat" for some fine-tuned models
         self.set_chunking(chunk_seconds, hop_seconds, min_seconds)
 
     # -- construction -------------------------------------------------------
@@ -481,18 +492,22 @@ class Pretrained:
     @classmethod
     def _load_finetuned(cls, path: str, state: dict, meta: dict, labels_path, options: dict) -> "Pretrained":
         """A `panns finetune` checkpoint: its label names, windows of its training clip length."""
-        from .transfer.finetune import load_transfer_model
+        from .transfer.finetune import load_transfer_model, transfer_checkpoint_pad
 
         try:
             net, backbone, config, names, clip_seconds = load_transfer_model(state, meta)
+            pad = transfer_checkpoint_pad(meta)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise InferenceError(f"{path}: not a loadable fine-tuned checkpoint ({exc})") from None
         labels = (load_labels(labels_path, expected=len(names)) if labels_path
                   else LabelSet(ids=tuple(names), names=tuple(names), source=path))
-        # Short files are padded to the training clip length, as in training; long ones cut into such windows.
+        # Short files are padded to the training clip length the way training padded them (silence, or the
+        # clip repeated; files without the key were trained with silence); long ones cut into such windows.
         options = {"chunk_seconds": clip_seconds, "min_seconds": clip_seconds, **options}
         name = f"{backbone} fine-tuned ({meta.get('strategy', '?')}, {len(names)} classes)"
-        return cls(net, name, config, labels, checkpoint=path, **options)
+        loaded = cls(net, name, config, labels, checkpoint=path, **options)
+        loaded.pad = pad
+        return loaded
 
     @staticmethod
     def _resolve(checkpoint, model: str | None, cache_dir, download: bool,
@@ -608,7 +623,7 @@ class Pretrained:
                 job.outputs = [None] * len(job.plan.starts)
                 job.waveform = wave if keep_waveform else None
                 bucket = pending.setdefault(job.plan.length, [])
-                for index, chunk in enumerate(cut_chunks(wave, job.plan)):
+                for index, chunk in enumerate(cut_chunks(wave, job.plan, self.pad)):
                     bucket.append((sequence, job, index, chunk))
                     sequence += 1
                 while len(bucket) >= self.batch_size:

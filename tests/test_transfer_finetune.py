@@ -123,6 +123,7 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     state = torch.load(out / "model.pth", map_location="cpu", weights_only=True)  # plain, safe to load
     assert state["extra"]["labels"] == list(CLASSES) and state["extra"]["backbone"] == "MobileNetV1"
     assert state["extra"]["clip_seconds"] == result["clip_seconds"]
+    assert state["extra"]["pad"] == result["settings"]["pad"] == "repeat"  # short clips repeated, by default
 
     new = tmp_path / "new.wav"
     sf.write(new, _sound(0, 0.7, 44100, np.random.default_rng(5)), 44100)
@@ -137,6 +138,7 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     model = Pretrained.load(str(out / "model.pth"))
     assert model.labels.names == CLASSES
     assert model.window_samples == round(result["clip_seconds"] * 32000)
+    assert model.pad == "repeat"  # tagging fills short files the way training did
     # the same model as the report: the held-out probabilities come back through Pretrained
     first = predictions[predictions["file"] != "hum_00.wav"].iloc[0]  # hum_00 is the 12-s clip
     tagged = model.tag(os.path.join(tmp_path / "sounds", first["file"]))[0]
@@ -160,3 +162,47 @@ def test_finetune_on_a_missing_gpu_is_a_clear_error(tmp_path, capsys):
                    "--device", "cuda", "--output", str(tmp_path / "run")])
     assert status == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+TINY_FRONT_END = {"sample_rate": 16000, "window_size": 512, "hop_size": 320, "mel_bins": 32, "fmax": 8000}
+
+
+def _logmel_statistics(base, waves: np.ndarray):
+    """Per-mel-bin mean and unbiased variance of the backbone's log-mel over ``waves`` (what bn0 normalises)."""
+    with torch.no_grad():
+        x = base.logmel_extractor(base.spectrogram_extractor(torch.from_numpy(waves)))  # (B, 1, T, mel)
+    flat = x[:, 0].reshape(-1, x.shape[3])
+    return flat.mean(0), flat.var(0, unbiased=True)
+
+
+def test_recalibrated_batchnorm_holds_the_training_clips_statistics(tmp_path):
+    from panns_core.transfer.audio import ClipAudio, clip_segments
+    from panns_core.transfer.folder import parse_folder
+    from panns_core.transfer.runner import TransferConfig, TransferRunner, recalibrate_batchnorm
+    from panns_core.transfer.strategies import base_of
+
+    torch.set_num_threads(1)
+    data = parse_folder(str(make_real_looking_folder(tmp_path / "sounds", per_class=4)))
+    audio = ClipAudio(16000)
+    data = audio.load(data)
+    cfg = TransferConfig(backbone="Cnn6", backbone_overrides=TINY_FRONT_END, clip_seconds=0.7, eval_batch_size=64)
+    runner = TransferRunner(data, audio, cfg)
+    model = runner.build("scratch", 0)
+    train_idx, _ = data.split(data.folds[0])
+    bn0 = base_of(model).bn0
+    bn0.running_mean.fill_(123.0)  # stale statistics, e.g. from the last batches of a short run
+    bn0.running_var.fill_(1e-3)
+    model.train()
+
+    assert recalibrate_batchnorm(model, data, audio, train_idx, cfg) == 5  # bn0 + one per 5x5 conv block
+    waves = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], 16000, 0.7, None)
+                            for i in train_idx]).astype(np.float32)
+    mean, var = _logmel_statistics(base_of(model), waves)
+    assert len(train_idx) < 64  # one batch: running statistics = the training clips' exact statistics
+    assert torch.allclose(bn0.running_mean, mean, rtol=1e-4, atol=1e-3)
+    assert torch.allclose(bn0.running_var, var, rtol=1e-3)
+    assert model.training and bn0.momentum == 0.1  # mode and momentum restored
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recalibrate_batchnorm(model, data, audio, train_idx, cfg)  # no dropout / SpecAugment: deterministic
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+

@@ -8,7 +8,8 @@ under ``cache_dir`` for datasets too large for memory (DCASE 2019: ~13k clips of
 10 s).
 
 Clip geometry (:func:`clip_segments`): a task either pads/cuts every clip to
-``clip_seconds`` (one segment per clip), or (``segment_seconds`` set, DCASE 2018
+``clip_seconds`` (one segment per clip; padding with silence or, ``pad="repeat"``,
+by repeating the clip), or (``segment_seconds`` set, DCASE 2018
 Task 2) cuts it into consecutive segments whose predictions are averaged.
 """
 
@@ -20,32 +21,43 @@ import os
 
 import numpy as np
 
-from panns_core.audio_io import AudioReadError, load_audio, pad_or_truncate
+from panns_core.audio_io import AudioReadError, fit_to_length, load_audio, pad_or_truncate
 from panns_core.transfer.base import TARGET_SAMPLE_RATE, TransferData
 
 log = logging.getLogger(__name__)
 
 
-def split_segments(x: np.ndarray, samples: int) -> np.ndarray:
-    """Consecutive ``samples``-long segments ``(n, samples)``; the last is zero-padded; at least one."""
+def split_segments(x: np.ndarray, samples: int, pad: str = "zeros") -> np.ndarray:
+    """Consecutive ``samples``-long segments ``(n, samples)``; at least one.
+
+    The last segment of a longer clip is zero-padded; a clip shorter than one
+    segment is brought to it by ``pad`` (:func:`~panns_core.audio_io.fit_to_length`).
+    """
+    if len(x) < samples:
+        return fit_to_length(x, samples, pad)[None]
     n = max(1, int(np.ceil(len(x) / samples)))
     return pad_or_truncate(x, n * samples).reshape(n, samples)
 
 
-def random_crop(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``samples``-long window of ``x`` (zero-padded when ``x`` is shorter): 4-s training segments."""
+def random_crop(x: np.ndarray, samples: int, rng: np.random.Generator, pad: str = "zeros") -> np.ndarray:
+    """A random ``samples``-long window of ``x`` (padded by ``pad`` when ``x`` is shorter): 4-s training segments."""
     if len(x) <= samples:
-        return pad_or_truncate(x, samples)
+        return fit_to_length(x, samples, pad)
     start = int(rng.integers(0, len(x) - samples + 1))
     return x[start:start + samples]
 
 
 def clip_segments(x: np.ndarray, sample_rate: int, clip_seconds: float,
-                  segment_seconds: float | None) -> np.ndarray:
-    """The segments a clip is evaluated on: ``(1, clip)`` or ``(n, segment)``."""
+                  segment_seconds: float | None, pad: str = "zeros") -> np.ndarray:
+    """The segments a clip is trained/evaluated on: ``(1, clip)`` or ``(n, segment)``.
+
+    A clip shorter than ``clip_seconds`` (or than one segment) is brought to length by
+    ``pad``: ``"zeros"`` (the official code) or ``"repeat"``.
+    """
     if segment_seconds is None:
-        return pad_or_truncate(x, int(round(clip_seconds * sample_rate)))[None]
-    return split_segments(x[:int(round(clip_seconds * sample_rate))], int(round(segment_seconds * sample_rate)))
+        return fit_to_length(x, int(round(clip_seconds * sample_rate)), pad)[None]
+    return split_segments(x[:int(round(clip_seconds * sample_rate))], int(round(segment_seconds * sample_rate)),
+                          pad)
 
 
 class ClipAudio:

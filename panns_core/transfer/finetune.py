@@ -13,7 +13,7 @@ output folder:
 * ``result.json``: the settings (and how the data-derived ones were chosen),
   accuracy, warnings, skipped files and timings;
 * ``model.pth``: the trained model as a weights-only checkpoint (state_dict plus
-  plain metadata: backbone name, audio config, label names, clip length) that
+  plain metadata: backbone name, audio config, label names, clip length, padding) that
   ``panns tag --checkpoint model.pth`` and ``Pretrained.load`` use with the
   folder's own label names.
 
@@ -24,7 +24,12 @@ Defaults that fit the data (measured in docs/transfer.md):
 * learning rate and schedule per strategy (:data:`STRATEGY_DEFAULTS`): linear
   warm-up then cosine decay, a higher rate for scratch training;
 * SpecAugment time stripes scaled to the clip length (``spec_augment="scaled"``;
-  64 frames of a 10-s clip become 6 frames of a 1-s clip).
+  64 frames of a 10-s clip become 6 frames of a 1-s clip);
+* BatchNorm statistics recomputed over the training clips before every evaluation
+  and before saving (scratch, finetune): without it a briefly trained model in eval
+  mode misclassified even its own training clips;
+* clips shorter than ``clip_seconds`` repeated end to end (``pad="repeat"``) rather
+  than padded with silence; the checkpoint records it and ``panns tag`` pads alike.
 
 The held-out side is only monitored and reported; nothing is selected on it.
 """
@@ -52,12 +57,15 @@ TRANSFER_CHECKPOINT_KIND = "panns_transfer"
 CLIP_PERCENTILE = 95.0
 
 STRATEGY_DEFAULTS = {
-    "scratch": {"learning_rate": 1e-3, "warmup_fraction": 0.1, "schedule": "cosine"},
-    "finetune": {"learning_rate": 1e-4, "warmup_fraction": 0.1, "schedule": "cosine"},
+    "scratch": {"learning_rate": 1e-3, "warmup_fraction": 0.1, "schedule": "cosine", "precise_bn": True},
+    "finetune": {"learning_rate": 1e-4, "warmup_fraction": 0.1, "schedule": "cosine", "precise_bn": True},
     "freeze_l1": {"head_learning_rate": 1e-3, "warmup_fraction": 0.0, "schedule": "cosine"},
     "freeze_l3": {"head_learning_rate": 1e-3, "warmup_fraction": 0.0, "schedule": "cosine"},
 }
 """Learning rate and schedule per strategy for :func:`finetune` (see the table in docs/transfer.md)."""
+
+DEFAULT_PAD = "repeat"
+"""How :func:`finetune` brings clips shorter than ``clip_seconds`` to length (docs/transfer.md, measured)."""
 
 
 # ----------------------------------------------------------------------------
@@ -132,8 +140,16 @@ def _advice(strategy: str, learning_rate: float | None = None) -> str:
 
 
 def save_transfer_checkpoint(path: str, model, *, backbone: str, backbone_overrides: dict, strategy: str,
-                             classes, clip_seconds: float, **extra) -> str:
-    """Write ``model`` (a TransferModel) with what :func:`load_transfer_model` needs to rebuild it."""
+                             classes, clip_seconds: float, pad: str = "zeros", **extra) -> str:
+    """Write ``model`` (a TransferModel) with what :func:`load_transfer_model` needs to rebuild it.
+
+    ``pad`` (how training brought short clips to ``clip_seconds``) is stored so that
+    inference pads the same way (:func:`transfer_checkpoint_pad`).
+    """
+    from panns_core.audio_io import PAD_MODES
+
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
     from panns_core.checkpoints import save_checkpoint
 
     base_state = model.base.state_dict()
@@ -144,9 +160,20 @@ def save_transfer_checkpoint(path: str, model, *, backbone: str, backbone_overri
     audio = dataclasses.asdict(model.audio_config) if model.audio_config is not None else {}
     save_checkpoint(path, model, kind=TRANSFER_CHECKPOINT_KIND, backbone=str(backbone),
                     backbone_overrides=overrides, strategy=strategy, hidden_layers=HIDDEN_LAYERS[strategy],
-                    labels=[str(c) for c in classes], clip_seconds=float(clip_seconds), audio_config=audio,
+                    labels=[str(c) for c in classes], clip_seconds=float(clip_seconds), pad=pad, audio_config=audio,
                     **extra)
     return path
+
+
+def transfer_checkpoint_pad(meta: dict) -> str:
+    """How a fine-tuned checkpoint's training padded short clips; ``"zeros"`` for files written before ``pad``."""
+    from panns_core.audio_io import PAD_MODES
+    from panns_core.checkpoints import CheckpointError
+
+    pad = meta.get("pad", "zeros")
+    if pad not in PAD_MODES:
+        raise CheckpointError(f"fine-tuned checkpoint has pad {pad!r}, expected one of {PAD_MODES}")
+    return pad
 
 
 def load_transfer_model(state: dict, meta: dict):
@@ -205,12 +232,17 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
              checkpoint: str | None = None, iterations: int = 1000, batch_size: int = 16,
              clip_seconds: float | None = None, learning_rate: float | None = None,
              warmup_fraction: float | None = None, schedule: str | None = None, spec_augment: str = "scaled",
+             precise_bn: bool | None = None, pad: str = DEFAULT_PAD,
              evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
              device: str = "auto", progress: bool = True, log=print) -> FinetuneResult:
     """Train ``strategy`` on a labelled folder and write the report folder ``output``; see the module docstring.
 
-    ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction`` or
-    ``schedule`` means the data-fitted default. ``evaluations`` is how often
+    ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction``,
+    ``schedule`` or ``precise_bn`` (BatchNorm statistics recomputed over the training
+    clips before each evaluation; scratch and finetune) means the data-fitted default. ``pad``: clips
+    shorter than ``clip_seconds`` are repeated end to end (``"repeat"``, default) or
+    padded with silence (``"zeros"``); the saved model pads the same way when it tags
+    files. ``evaluations`` is how often
     (evenly spaced) the held-out accuracy is computed during training. ``device``:
     ``auto`` (CUDA when present), ``cpu``, ``cuda`` ...; the saved model is on the CPU.
     """
@@ -242,14 +274,14 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     durations = np.array([len(audio[c.clip_id]) / sample_rate for c in data.clips])
 
     settings = dict(STRATEGY_DEFAULTS[strategy])
-    for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule)):
-        if value is not None:
+    for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule), ("precise_bn", precise_bn)):
+        if value is not None and (key != "precise_bn" or not is_frozen(strategy)):
             settings[key] = value
     if learning_rate is not None:
         settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
     cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
                          iterations=iterations, head_iterations=iterations, batch_size=batch_size,
-                         spec_augment=spec_augment, device=device, **settings)
+                         spec_augment=spec_augment, device=device, pad=pad, **settings)
     runner = TransferRunner(data, audio, cfg)
     min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
     if clip_seconds is None:
@@ -270,7 +302,8 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     test_labels = data.labels[test_idx]
     rate = settings.get("head_learning_rate", settings.get("learning_rate"))
     say(f"{strategy} {backbone}: {iterations} steps of batch {batch_size}, lr {rate:g} "
-        f"({settings['schedule']}, warm-up {settings['warmup_fraction']:.0%}), SpecAugment {spec_augment}; "
+        f"({settings['schedule']}, warm-up {settings['warmup_fraction']:.0%}), SpecAugment {spec_augment}, "
+        f"short clips padded by {pad}; "
         f"train {len(train_idx)} clips, held-out fold {fold}: {len(test_idx)} clips")
     if is_frozen(strategy):
         say(f"computing the frozen {backbone} embeddings of {len(data.clips)} clips once ...")
@@ -311,7 +344,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     paths = write_report(output, data, test_idx, probs, losses, history)
     checkpoint_path = os.path.join(output, "model.pth")
     save_transfer_checkpoint(checkpoint_path, model, backbone=backbone, backbone_overrides=overrides,
-                             strategy=strategy, classes=data.classes, clip_seconds=clip_seconds,
+                             strategy=strategy, classes=data.classes, clip_seconds=clip_seconds, pad=pad,
                              accuracy=accuracy, iterations=iterations)
     paths["checkpoint"] = checkpoint_path
     result = {
@@ -327,7 +360,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
                         "p95": float(np.percentile(durations, CLIP_PERCENTILE)), "max": float(durations.max())},
         "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
-                     "spec_augment": spec_augment, "seed": seed, "backbone_overrides": overrides,
+                     "spec_augment": spec_augment, "pad": pad, "seed": seed, "backbone_overrides": overrides,
                      "device": device},
         "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
         "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),

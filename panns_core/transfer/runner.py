@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from panns_core.audio_io import pad_or_truncate
+from panns_core.audio_io import PAD_MODES
 from panns_core.transfer.audio import ClipAudio, clip_segments, random_crop
 from panns_core.transfer.base import TransferData
 from panns_core.transfer.strategies import (EmbeddingCache, base_of, check_strategy, fresh_copy, head_of,
@@ -69,7 +69,13 @@ class TransferConfig:
     own 64-frame time stripes), ``"scaled"`` (stripes scaled to the clip length,
     :func:`panns_core.models.frontend.scaled_time_drop_width`) or ``"off"``.
     ``device`` is where models train and embeddings are computed (``"cuda"`` on a
-    GPU machine); results come back to the CPU.
+    GPU machine); results come back to the CPU. ``precise_bn`` recomputes the
+    BatchNorm statistics of a trained backbone over the training clips before each
+    evaluation (:func:`recalibrate_batchnorm`; off for the paper runs, on for
+    ``panns finetune``). ``pad`` brings clips shorter than ``clip_seconds`` to
+    length in training, BatchNorm recalibration, evaluation and embeddings alike:
+    ``"zeros"`` (silence, the official code and the paper runs) or ``"repeat"`` (the
+    clip repeated end to end; ``panns finetune``'s default, see docs/transfer.md).
     """
 
     backbone: str = "Cnn14"
@@ -88,12 +94,16 @@ class TransferConfig:
     schedule: str = "constant"
     spec_augment: str = "official"
     device: str = "cpu"
+    precise_bn: bool = False
+    pad: str = "zeros"
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.spec_augment not in SPEC_AUGMENT_MODES:
             raise ValueError(f"spec_augment must be one of {SPEC_AUGMENT_MODES}, got {self.spec_augment!r}")
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
 
@@ -180,16 +190,18 @@ def predict_head(head: nn.Module, table: dict, clip_ids: list[str]) -> np.ndarra
 
 
 def training_batch(data: TransferData, audio: ClipAudio, indices: np.ndarray, clip_seconds: float,
-                   segment_seconds: float | None, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                   segment_seconds: float | None, rng: np.random.Generator,
+                   pad: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
     sr = audio.sample_rate
     waves, labels = [], []
     for i in indices:
         clip = data.clips[int(i)]
         x = audio[clip.clip_id]
         if segment_seconds is None:
-            waves.append(pad_or_truncate(x, int(round(clip_seconds * sr))))
+            waves.append(clip_segments(x, sr, clip_seconds, None, pad)[0])
         else:
-            waves.append(random_crop(x[:int(round(clip_seconds * sr))], int(round(segment_seconds * sr)), rng))
+            waves.append(random_crop(x[:int(round(clip_seconds * sr))], int(round(segment_seconds * sr)), rng,
+                                     pad))
         labels.append(clip.label)
     return torch.from_numpy(np.stack(waves).astype(np.float32)), torch.tensor(labels, dtype=torch.int64)
 
@@ -207,7 +219,7 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
     losses = []
     for step in range(cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
-        x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng)
+        x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng, cfg.pad)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         losses.append(cross_entropy_step(optimizer, logits_of(model(x)), y, scheduler))
         if on_step is not None:
@@ -218,14 +230,52 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
 
 
 @torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
+                          cfg: TransferConfig) -> int:
+    """Set every BatchNorm's running statistics to their mean over the training clips; returns the count.
+
+    Why: the running statistics are an exponential average (momentum 0.1) of the
+    batches of the last few steps, taken while the weights were still moving fast
+    and with dropout and SpecAugment on. After a short run on short, zero-padded
+    clips they no longer describe what the finished model computes, and the model
+    in eval mode misclassifies even its own training clips (measured in
+    docs/transfer.md). Here the model runs in eval mode (no dropout, no
+    SpecAugment) with only its BatchNorm layers collecting a cumulative average
+    (``momentum=None``) over one pass of the training clips, as they are evaluated.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    device = next(model.parameters()).device
+    clip_seconds, segment_seconds = cfg.geometry(data)
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over all batches of this pass
+            m.train()
+        segs = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds,
+                                             segment_seconds, cfg.pad) for i in train_idx])
+        for start in range(0, len(segs), cfg.eval_batch_size):
+            model(torch.from_numpy(segs[start:start + cfg.eval_batch_size].astype(np.float32)).to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(norms)
+
+
+@torch.no_grad()
 def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indices: np.ndarray,
                   cfg: TransferConfig) -> np.ndarray:
     """Clip probabilities from the full model in eval mode, averaged over segments."""
     model.eval()
     device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
-    segs = [clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds, segment_seconds)
-            for i in indices]
+    segs = [clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds, segment_seconds,
+                          cfg.pad) for i in indices]
     flat = np.concatenate(segs)
     probs = []
     for start in range(0, len(flat), cfg.eval_batch_size):
@@ -305,7 +355,7 @@ class TransferRunner:
         clip_seconds, segment_seconds = self.cfg.geometry(self.data)
         base = self.pretrained()
         return self.cache.get(base, self.data, self.audio, clip_seconds, segment_seconds,
-                              self.cfg.eval_batch_size, weights_hash=self._pretrained_hash)
+                              self.cfg.eval_batch_size, weights_hash=self._pretrained_hash, pad=self.cfg.pad)
 
     def check_geometry(self, base: nn.Module, trained: bool = True) -> None:
         """Clips/segments must be long enough for the backbone (and its SpecAugment stripes when trained)."""
@@ -367,6 +417,8 @@ class TransferRunner:
                                 on_step=callback)
         else:
             def predict():
+                if self.cfg.precise_bn:
+                    recalibrate_batchnorm(model, self.data, self.audio, train_idx, self.cfg)
                 return predict_model(model, self.data, self.audio, test_idx, self.cfg)
 
             callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))

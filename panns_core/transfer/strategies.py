@@ -184,19 +184,20 @@ class EmbeddingCache:
 
     @staticmethod
     def key(base: nn.Module, data: TransferData, clip_seconds: float, segment_seconds: float | None,
-            weights_hash: str | None = None) -> str:
+            weights_hash: str | None = None, pad: str = "zeros") -> str:
         audio_config = getattr(base, "audio_config", None)
         cfg = audio_config.__dict__ if hasattr(audio_config, "__dict__") else str(audio_config)
         ids = hashlib.sha256("\n".join(sorted(c.clip_id for c in data.clips)).encode()).hexdigest()
         blob = json.dumps({"weights": weights_hash or state_hash(base), "model": type(base).__name__,
                            "task": data.task, "clips": ids, "audio": cfg, "clip_seconds": clip_seconds,
-                           "segment_seconds": segment_seconds}, sort_keys=True, default=str)
+                           "segment_seconds": segment_seconds, **({"pad": pad} if pad != "zeros" else {})},
+                          sort_keys=True, default=str)  # zero padding keeps the keys of existing caches
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def get(self, base: nn.Module, data: TransferData, audio: ClipAudio, clip_seconds: float,
-            segment_seconds: float | None, batch_size: int = 32, weights_hash: str | None = None
-            ) -> dict[str, np.ndarray]:
-        key = self.key(base, data, clip_seconds, segment_seconds, weights_hash)
+            segment_seconds: float | None, batch_size: int = 32, weights_hash: str | None = None,
+            pad: str = "zeros") -> dict[str, np.ndarray]:
+        key = self.key(base, data, clip_seconds, segment_seconds, weights_hash, pad)
         if key in self._memory:
             return self._memory[key]
         path = os.path.join(self.cache_dir, f"{data.task}_{key}.npz") if self.cache_dir else None
@@ -208,7 +209,7 @@ class EmbeddingCache:
             table = {cid: flat[offsets[i]:offsets[i + 1]] for i, cid in enumerate(ids)}
         else:
             sr = audio.sample_rate
-            segments = [clip_segments(audio[c.clip_id], sr, clip_seconds, segment_seconds) for c in data.clips]
+            segments = [clip_segments(audio[c.clip_id], sr, clip_seconds, segment_seconds, pad) for c in data.clips]
             embeddings = compute_embeddings(base, segments, batch_size)
             self.computed += 1
             table = {c.clip_id: e for c, e in zip(data.clips, embeddings)}
