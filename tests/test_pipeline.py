@@ -117,7 +117,7 @@ def small_profile(tmp_path, **changes):
         "notebooks": ["01_download_audioset", "02_pack_and_index", "03_train_system", "10_tables_audioset"],
     }
     profile.update(changes)
-    path = tmp_path / "fake.yaml"
+    path = tmp_path / f"{profile['name']}.yaml"
     path.write_text(yaml.safe_dump(profile))
     return str(path)
 
@@ -242,6 +242,16 @@ def test_jobs_run_independent_stages_at_once_and_readers_wait_for_all_they_read(
     assert spans["tables_audioset"][0] >= max(spans[f"train_{r}"][1] for r in "abc")
     assert spans["build_report"][0] >= spans["tables_audioset"][1]
     assert set(fake.threads.values()) == {2}  # 4 cores shared by 2 kernels
+    # A reader of the reference run starts as soon as that run ends, before the runs still waiting.
+    path4 = small_profile(tmp_path, name="four", jobs=2, runs={"a": {}, "b": {}, "c": {}, "d": {}},
+                         notebooks=["01_download_audioset", "02_pack_and_index", "03_train_system",
+                                    "04_evaluate_system", "10_tables_audioset"])
+    fake = TimedExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    _, ok, _ = run_fake(path4, tmp_path / "proj3", fake)
+    spans = fake.spans
+    assert ok and spans["evaluate_system"][0] < spans["train_d"][0]
+    assert spans["evaluate_system"][0] >= spans["train_a"][1]
     assert "(2 at a time)" in log[-1] and all(r.status == "completed" for r in p.results.values())
     # One job (the default) keeps the profile's order and the libraries' own thread count.
     fake2 = TimedExecutor(seconds=0)
