@@ -845,10 +845,27 @@ class Pipeline:
         return StageResult(stage.name, "completed", "", duration, cpu_s)
 
     def not_in_profile(self) -> dict[str, str]:
-        """Artefacts whose owner notebook this profile does not list (not expected, so not 'missing')."""
+        """Artefacts this profile does not make (not expected, so not 'missing').
+
+        Those whose owner notebook it does not list, and the tables/figures of the paper's
+        transfer tasks its transfer stage does not run (e.g. ``tasks: []`` on the generated corpus).
+        """
         listed = {a for s in self.stages for a in s.artefacts}
-        return {a: f"not in this profile (its notebook {ARTEFACT_OWNERS[a]} is not listed)"
-                for a in ARTEFACT_IDS if a not in listed}
+        out = {a: f"not in this profile (its notebook {ARTEFACT_OWNERS[a]} is not listed)"
+               for a in ARTEFACT_IDS if a not in listed}
+        from panns_core.paper import TRANSFER_TASKS
+
+        for stage in self.stages:
+            if stage.role != "transfer" or "tasks" not in stage.parameters:
+                continue
+            tasks = stage.parameters["tasks"]
+            run = set(TRANSFER_TASKS) if tasks == "all" else {tasks} if isinstance(tasks, str) else set(tasks or [])
+            for task, (table_id, figure_id, name) in TRANSFER_TASKS.items():
+                if task not in run:
+                    for aid in (table_id, figure_id):
+                        out.setdefault(aid, f"not in this profile ({stage.notebook} does not run the {name} "
+                                            f"task: tasks {tasks!r})")
+        return out
 
     def missing_reasons(self) -> dict[str, str]:
         """Why each artefact of a stage that did not complete is missing."""

@@ -296,6 +296,26 @@ def test_kernel_threads_reach_the_kernel_environment(monkeypatch):
     assert "OMP_NUM_THREADS" not in seen
 
 
+def test_paper_transfer_tasks_a_profile_does_not_run_are_not_in_it_rather_than_missing(tmp_path, monkeypatch):
+    fake = FakeExecutor()
+    monkeypatch.setattr(pipeline, "execute_notebook", fake)
+    for tasks, run_here in (([], set()), (["esc50"], {"table_XIII", "fig_6"})):
+        path = small_profile(tmp_path, name=f"t{len(tasks)}", notebooks=[
+            "01_download_audioset", "02_pack_and_index", "03_train_system",
+            {"20_transfer_task": {"tasks": tasks}}, "21_transfer_tables_figures"])
+        root = tmp_path / f"proj{len(tasks)}"
+        p, ok, _ = run_fake(path, root, fake)
+        assert ok
+        manifest = json.loads((root / "runs" / f"t{len(tasks)}" / "manifest.json").read_text())
+        transfer_ids = set(notebook_roles.NOTEBOOK_ROLES["21_transfer_tables_figures"].produces)
+        paper_task_ids = {i for i in transfer_ids if i.startswith(("table_X", "fig_"))} - {"table_XII"}
+        assert {"table_XIII", "fig_11"} <= paper_task_ids
+        assert set(manifest["missing"]) & paper_task_ids == run_here  # the fake wrote nothing
+        for aid in paper_task_ids - run_here:
+            assert "does not run the" in manifest["not_in_profile"][aid], aid
+        assert "ESC-50" in manifest["not_in_profile"].get("table_XIII", "ESC-50")
+
+
 def test_unknown_parameters_and_missing_notebooks_are_reported(tmp_path, monkeypatch):
     fake = FakeExecutor()
     monkeypatch.setattr(pipeline, "execute_notebook", fake)
