@@ -420,11 +420,19 @@ def test_tiny_profile_end_to_end(tiny):
         records = [json.loads((root / "runs" / "tiny" / "stages" / f"{s.name}.json").read_text())
                    for s in p.stages if s.notebook]
         assert all(r["cpu_s"] > 0.5 and r["threads"] == max(1, (os.cpu_count() or 1) // 2) for r in records)
-        assert any("CPU s)" in line for line in log) and "kernels" in log[-1]
+        ran_here = [r for r in p.results.values() if r.status == "completed" and r.name != "manifest"]
+        if ran_here:  # (another test process may have run the shared tiny pipeline first: then all up to date)
+            assert all(r.cpu_s > 0.5 for r in ran_here) and "kernels" in log[-1]
     manifest = json.loads((root / "runs" / "tiny" / "manifest.json").read_text())
     assert manifest["profile"] == "tiny" and manifest["data_source"] == "generated"
     assert set(manifest["artefacts"]) >= set(artefacts.AUDIOSET_IDS)
-    assert set(manifest["artefacts"]) | set(manifest["missing"]) == set(artefacts.ARTEFACT_IDS)
+    assert set(manifest["artefacts"]) | set(manifest["not_in_profile"]) == set(artefacts.ARTEFACT_IDS)
+    assert manifest["missing"] == {}
+    # tiny runs ESC-50 only: the other five paper transfer tasks' tables and figures are not in it
+    assert {"table_XIII", "fig_6"} <= set(manifest["artefacts"])
+    assert set(manifest["not_in_profile"]) == {"table_XIV", "table_XV", "table_XVI", "table_XVII", "table_XVIII",
+                                               "fig_7", "fig_8", "fig_9", "fig_10", "fig_11"}
+    assert all("does not run the" in why for why in manifest["not_in_profile"].values())
     for aid, entry in manifest["artefacts"].items():
         assert entry["profile"] == "tiny"
         for rel in entry["paths"]:
