@@ -511,6 +511,13 @@ def local_kernel_manager_class(threads: int | None = None, usage: dict | None = 
                 kw["env"] = env
             return await super().start_kernel(**kw)
 
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts a kernel before shutting it down; the notebook has finished by then,
+            # and the SIGINT only makes ipykernel print "KeyboardInterrupt caught in kernel" to the console.
+            if getattr(self, "shutting_down", False):
+                return None
+            return await super()._async_interrupt_kernel()
+
         async def shutdown_kernel(self, now: bool = False, restart: bool = False):
             pid = getattr(self.provisioner, "pid", None)
             if usage is not None and pid:

@@ -276,6 +276,24 @@ def test_jobs_a_failed_run_skips_only_its_readers(tmp_path, monkeypatch):
         load_profile(small_profile(tmp_path, jobs=0))
 
 
+def test_finished_kernels_are_not_interrupted_on_shutdown(monkeypatch):
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    interrupted = []
+
+    async def fake_interrupt(self):
+        interrupted.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", fake_interrupt)
+    manager = pipeline.local_kernel_manager_class()(kernel_name="python3")
+    asyncio.run(manager._async_interrupt_kernel())  # a running notebook (e.g. a cell timeout) is interrupted
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())  # shutting down after the notebook ended: no SIGINT
+    assert interrupted == [False]
+
+
 def test_kernel_threads_reach_the_kernel_environment(monkeypatch):
     import asyncio
 
