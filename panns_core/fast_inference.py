@@ -134,13 +134,18 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, st
             handles.append(module.register_forward_hook(after_pool))
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             handles.append(module.register_forward_pre_hook(before_bn))
+    _probe_forward(model, example, handles)
+    return [(conv, bn) for bn, conv in pairs.items()]
+
+
+def _probe_forward(model: nn.Module, example: torch.Tensor, handles) -> None:
+    """One gradient-free forward of ``example`` that the hooks ``handles`` watch; the hooks are removed after."""
     try:
         with torch.no_grad():
             model(example)
     finally:
         for handle in handles:
             handle.remove()
-    return [(conv, bn) for bn, conv in pairs.items()]
 
 
 def _as_tuple(value) -> tuple:
@@ -266,12 +271,7 @@ def trunk_output_module(model: nn.Module, example: torch.Tensor | None = None) -
     first_linear: list[int] = []
     handles += [m.register_forward_pre_hook(lambda m, i: first_linear.append(len(called)))
                 for m in model.modules() if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _probe_forward(model, example, handles)
     if not first_linear or first_linear[0] == 0:
         return None
     return called[first_linear[0] - 1]

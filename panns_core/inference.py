@@ -54,7 +54,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from .audio_io import AudioReadError, expand_inputs, load_audio, waveform_from_array
+from .audio_io import AudioReadError, expand_inputs, fit_to_length, load_audio, waveform_from_array
 from .config import CLASSES_NUM, AudioConfig
 from .fast_inference import default_precision, prepare_for_inference
 from .labels import LabelSet, labels_for, load_labels
@@ -281,17 +281,9 @@ def cut_chunks(waveform: np.ndarray, plan: ChunkPlan, pad: str = "zeros") -> lis
     With ``pad="repeat"`` (a `panns finetune` model trained that way) a file shorter
     than its one window is repeated end to end to fill it instead.
     """
-    if pad != "zeros" and waveform.shape[0] < plan.length and len(plan.starts) == 1:
-        from .audio_io import fit_to_length
-
-        return [np.ascontiguousarray(fit_to_length(waveform, plan.length, pad), dtype=np.float32)]
-    chunks = []
-    for start in plan.starts:
-        piece = waveform[start:start + plan.length]
-        if piece.shape[0] < plan.length:
-            piece = np.pad(piece, (0, plan.length - piece.shape[0]))
-        chunks.append(np.ascontiguousarray(piece, dtype=np.float32))
-    return chunks
+    fill = pad if len(plan.starts) == 1 else "zeros"  # only a file that fits one window is repeated
+    return [np.ascontiguousarray(fit_to_length(waveform[start:start + plan.length], plan.length, fill),
+                                 dtype=np.float32) for start in plan.starts]
 
 
 def stitch_framewise(chunk_frames: Sequence[np.ndarray], plan: ChunkPlan, hop_size: int) -> np.ndarray:
