@@ -167,6 +167,10 @@ PRETRAINED_SETTINGS = {
     "freeze_l3 old: lr 1e-3 constant": ("freeze_l3", dict(schedule="constant")),
     "freeze_l3 new defaults (lr 1e-3 cosine)": ("freeze_l3", dict()),
     "scratch new defaults (same steps, for reference)": ("scratch", dict()),
+    # appended, so that the numbers in docs/transfer.md's older commands keep their meaning
+    "finetune lr 1e-4, new head 1e-3, warm-up+cosine": ("finetune", dict(new_head_learning_rate=1e-3)),
+    "finetune lr 3e-4, new head 1e-3, warm-up+cosine": ("finetune", dict(learning_rate=3e-4,
+                                                                          new_head_learning_rate=1e-3)),
 }
 
 

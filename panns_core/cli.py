@@ -123,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="report folder (created)")
     p.add_argument("--clip-seconds", type=float, default=None,
                    help="clip length (default: 95th percentile of the durations, rounded up to whole hops)")
-    p.add_argument("--learning-rate", type=float, default=None, help="default: per strategy (docs/transfer.md)")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="the backbone's rate for scratch/finetune, the head's for freeze_l1/l3 "
+                        "(default: per strategy, docs/transfer.md)")
+    p.add_argument("--new-head-learning-rate", type=float, default=None,
+                   help="finetune/scratch: the new head's own rate (default: per strategy, docs/transfer.md)")
     p.add_argument("--warmup-fraction", type=float, default=None, help="share of steps with linear warm-up")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None, help="rate after warm-up")
     p.add_argument("--spec-augment", choices=("scaled", "official", "off"), default="scaled",
@@ -399,7 +403,7 @@ def cmd_finetune(args) -> int:
         finetune(args.labels_csv, args.output, strategy=args.strategy, backbone=args.backbone,
                  checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
                  clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
-                 warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
+                 new_head_learning_rate=args.new_head_learning_rate, warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
                  pad=args.pad, precise_bn=args.precise_bn, evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
                  log=None if args.quiet else print)
     except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:

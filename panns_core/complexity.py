@@ -159,6 +159,8 @@ def _count(model: nn.Module, num_samples: int, rule_for: Callable, by_type: dict
 
     Hooks are removed and the train/eval mode restored even if the forward fails.
     """
+    from panns_core.models.frontend import stft_backend
+
     num_samples = _check_num_samples(num_samples)
     total = 0
 
@@ -184,7 +186,8 @@ def _count(model: nn.Module, num_samples: int, rule_for: Callable, by_type: dict
         device = param.device if param is not None else torch.device("cpu")
         generator = torch.Generator().manual_seed(0)  # leave the global RNG alone
         waveform = torch.rand(1, num_samples, generator=generator).to(device)
-        with torch.no_grad():
+        # The paper counted the official Conv1d STFT, so count with it (the FFT path skips those modules).
+        with torch.no_grad(), stft_backend(model, "conv"):
             model(waveform)
     finally:
         for handle in handles:

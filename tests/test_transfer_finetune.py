@@ -84,6 +84,9 @@ def test_chance_and_uniform_loss_warnings_say_what_to_change():
     assert "--learning-rate 0.0001 is below the scratch default 0.001" in low_rate[0]
     assert "one class for 100%" in stuck[1]
     assert "uniform-guess loss ln 4" in stuck[2]
+    # With the passes known, the advice names the step count the measurement suggests (20 passes).
+    few = diagnose(0.25, labels, always_zero, [math.log(4) + 0.01] * 50, 4, "scratch", passes=5.0)
+    assert "This run made 5.0 passes: raise --iterations to about 200" in few[0]
     good = diagnose(0.9, labels, labels, list(np.linspace(1.4, 0.1, 50)), 4, "finetune")
     assert good == []
     # 0.32 on 100 clips of 4 balanced classes is within two standard errors of 0.25: still chance
@@ -206,3 +209,13 @@ def test_recalibrated_batchnorm_holds_the_training_clips_statistics(tmp_path):
     recalibrate_batchnorm(model, data, audio, train_idx, cfg)  # no dropout / SpecAugment: deterministic
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
+
+
+def test_new_head_rate_is_refused_for_a_frozen_strategy(tmp_path, capsys):
+    csv_path = make_real_looking_folder(tmp_path / "sounds", per_class=2)
+    (tmp_path / "never_read.pth").write_bytes(b"")  # refused before the checkpoint or the audio is read
+    status = main(["finetune", str(csv_path), "--strategy", "freeze_l3", "--backbone", "Cnn6",
+                   "--checkpoint", str(tmp_path / "never_read.pth"), "--new-head-learning-rate", "1e-3",
+                   "--output", str(tmp_path / "run")])
+    assert status == 2
+    assert "freeze_l3 trains only its head: use learning_rate" in capsys.readouterr().err

@@ -205,3 +205,25 @@ def test_backbone_takes_the_class_count_of_its_checkpoint(tmp_path):
     assert base.fc_audioset.out_features == 7
     for (name, a), b in zip(source.state_dict().items(), base.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_new_head_learning_rate_puts_the_head_in_its_own_adam_group():
+    from panns_core.transfer.finetune import STRATEGY_DEFAULTS
+    from panns_core.transfer.runner import parameter_groups
+
+    model = transfer_model("finetune", TinyBackbone(), 5)
+    head_ids = {id(p) for p in head_of(model).parameters()}
+    (single,) = parameter_groups(model, TransferConfig(learning_rate=1e-4))  # the paper runs: one rate
+    assert len(single["params"]) == len(list(model.parameters())) and "lr" not in single
+    cfg = TransferConfig(learning_rate=1e-4, new_head_learning_rate=1e-3)
+    optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.learning_rate)
+    backbone_group, head_group = optimizer.param_groups
+    assert backbone_group["lr"] == 1e-4 and head_group["lr"] == 1e-3
+    assert {id(p) for p in head_group["params"]} == head_ids
+    assert not head_ids & {id(p) for p in backbone_group["params"]}
+    assert len(backbone_group["params"]) + len(head_group["params"]) == len(list(model.parameters()))
+    # panns finetune's measured default (docs/transfer.md): backbone 1e-4, new head 1e-3
+    assert STRATEGY_DEFAULTS["finetune"]["learning_rate"] == 1e-4
+    assert STRATEGY_DEFAULTS["finetune"]["new_head_learning_rate"] == 1e-3
+    with pytest.raises(ValueError, match="new_head_learning_rate must be > 0"):
+        TransferConfig(new_head_learning_rate=0.0)

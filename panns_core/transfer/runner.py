@@ -76,6 +76,11 @@ class TransferConfig:
     length in training, BatchNorm recalibration, evaluation and embeddings alike:
     ``"zeros"`` (silence, the official code and the paper runs) or ``"repeat"`` (the
     clip repeated end to end; ``panns finetune``'s default, see docs/transfer.md).
+    ``new_head_learning_rate``: when backbone and new head train together
+    (scratch, fine-tune), the head's rate; ``None`` (the paper runs) trains
+    everything at ``learning_rate``. ``panns finetune`` fine-tunes a pretrained
+    backbone at 1e-4 and its new, randomly initialised head at 1e-3 (measured in
+    docs/transfer.md).
     """
 
     backbone: str = "Cnn14"
@@ -96,6 +101,7 @@ class TransferConfig:
     device: str = "cpu"
     precise_bn: bool = False
     pad: str = "zeros"
+    new_head_learning_rate: float | None = None
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -106,6 +112,10 @@ class TransferConfig:
             raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name in ("learning_rate", "head_learning_rate", "new_head_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
 
     def geometry(self, data: TransferData) -> tuple[float, float | None]:
         """(clip_seconds, segment_seconds) after overrides; segments only for segmented tasks."""
@@ -206,14 +216,23 @@ def training_batch(data: TransferData, audio: ClipAudio, indices: np.ndarray, cl
     return torch.from_numpy(np.stack(waves).astype(np.float32)), torch.tensor(labels, dtype=torch.int64)
 
 
+def parameter_groups(model: nn.Module, cfg: TransferConfig) -> list[dict]:
+    """The trainable parameters as Adam groups: one at ``learning_rate``, or backbone and new head apart."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.new_head_learning_rate is None:
+        return [{"params": trainable}]
+    head_ids = {id(p) for p in head_of(model).parameters()}
+    return [{"params": [p for p in trainable if id(p) not in head_ids]},
+            {"params": [p for p in trainable if id(p) in head_ids], "lr": cfg.new_head_learning_rate}]
+
+
 def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
                 cfg: TransferConfig, seed: int, on_step: StepCallback | None = None) -> list[float]:
     """Adam over the trainable parameters for ``cfg.iterations`` steps; returns the losses."""
     rng = np.random.default_rng(seed)
     clip_seconds, segment_seconds = cfg.geometry(data)
     device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, amsgrad=True)
+    optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.learning_rate, amsgrad=True)
     scheduler = make_scheduler(optimizer, cfg.iterations, cfg)
     model.train()
     losses = []
