@@ -4,7 +4,7 @@ For each model (default Cnn14, Cnn10, MobileNetV1, Cnn14_DecisionLevelMax) and 1
 clips at 32 kHz, the three variants taking turns in one process:
 
 * ``eager`` (official-style): the plain model, ``model.eval()`` + ``torch.no_grad()``,
-  float32, contiguous, no folding;
+  float32, contiguous, no folding, the official Conv1d STFT;
 * ``default``: :meth:`panns_core.inference.Pretrained.forward` with ``precision="fp32"``:
   the inference copy of :mod:`panns_core.fast_inference` (BatchNorm folded,
   channels_last) under ``inference_mode``; it must be no slower than ``eager``;
@@ -51,6 +51,7 @@ from panns_core import fast_inference
 from panns_core.inference import Pretrained, bf16_supported
 from panns_core.labels import labels_for
 from panns_core.models import create_model, model_info
+from panns_core.models.frontend import stft_backend
 
 DEFAULT_MODELS = ("Cnn14", "Cnn10", "MobileNetV1", "Cnn14_DecisionLevelMax")
 
@@ -143,7 +144,8 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
     row = {"model": name, "weights": weights, "batch_size": args.batch_size, "clip_seconds": CLIP_SECONDS}
 
     def eager():
-        with torch.no_grad():
+        # the official forward: its Conv1d STFT, not our FFT front end
+        with torch.no_grad(), stft_backend(model, "conv"):
             return model(x)
 
     # accuracy over all benchmark clips, not only the timed batch

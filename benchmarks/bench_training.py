@@ -13,7 +13,8 @@ in about 3 days on one V100" does (about 74 clips/s); ``input clips/s`` counts t
 Suites (one command each):
 
 * ``--device cuda``: Cnn14, batch 32 with mixup, 10-s clips: fp32 eager, bf16
-  autocast + channels_last, and the same + ``torch.compile``; peak GPU memory; the
+  autocast + channels_last, and the same + ``torch.compile``, with the FFT front end and
+  (fp32 and bf16 eager) with the official Conv1d STFT beside it; peak GPU memory; the
   loader with 0/4/8/16 workers from ``--packed-root`` (a packed corpus) or, without
   it, from a corpus of 10-s clips generated and packed on the spot. Meant to finish
   in under 5 minutes on an H100/H200-class GPU.
@@ -49,7 +50,7 @@ from panns_core.mixup import Mixup
 from panns_core.models import create_model
 import torch.nn.functional as F
 
-from panns_core.models.frontend import do_mixup
+from panns_core.models.frontend import do_mixup, set_stft_backend
 from panns_core.precision import autocast
 
 OFFICIAL_V100_CLIPS_PER_S = 600_000 * 32 / (3 * 24 * 3600)
@@ -75,10 +76,13 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_one(name: str, batch: int, steps: int, warmup: int, device: torch.device, precision: str,
-              channels_last: bool, seconds: float, compile_model: bool = False) -> dict:
-    """Median step time of ``steps`` timed steps after ``warmup`` untimed ones."""
+              channels_last: bool, seconds: float, compile_model: bool = False, stft: str = "fft") -> dict:
+    """Median step time of ``steps`` timed steps after ``warmup`` untimed ones.
+
+    ``stft``: ``"fft"`` (our front end) or ``"conv"`` (the official Conv1d STFT).
+    """
     torch.manual_seed(0)
-    model = create_model(name).to(device)
+    model = set_stft_backend(create_model(name), stft).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = torch.compile(model) if compile_model else model
@@ -105,7 +109,7 @@ def bench_one(name: str, batch: int, steps: int, warmup: int, device: torch.devi
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {
         "model": name, "batch": batch, "input_clips": clips, "clip_seconds": seconds, "device": str(device),
-        "precision": precision, "channels_last": channels_last, "compile": compile_model,
+        "precision": precision, "channels_last": channels_last, "compile": compile_model, "stft": stft,
         "steps": steps, "step_times_s": times, "step_time_s": step,
         "clips_per_s": batch / step, "input_clips_per_s": clips / step,
         "vs_official_v100": (batch / step) / OFFICIAL_V100_CLIPS_PER_S,
@@ -202,15 +206,20 @@ def map_after_steps(name: str, precision: str, train: tuple, evaluation: tuple, 
 # ----------------------------------------------------------------------------- suites
 SUITES = {
     "cuda": dict(models=["Cnn14"], batch=32, steps=10, warmup=3, seconds=10.0,
-                 variants=[("fp32", False, False), ("bf16", True, False), ("bf16", True, True)],
+                 # (precision, channels_last, compile, STFT): the conv rows measure what the FFT front end saves
+                 variants=[("fp32", False, False, "conv"), ("fp32", False, False, "fft"),
+                           ("bf16", True, False, "conv"), ("bf16", True, False, "fft"), ("bf16", True, True, "conv"),
+                           ("bf16", True, True, "fft")],
                  loader_workers=[0, 4, 8, 16], loader_batches=40, loader_clips=600),
     "cpu": dict(models=["Cnn6", "Cnn10", "Cnn14"], batch=8, steps=3, warmup=1, seconds=10.0,
-                variants=[("fp32", False, False), ("bf16", False, False)],
+                variants=[("fp32", False, False, "conv"), ("fp32", False, False, "fft"),
+                          ("bf16", False, False, "fft")],
                 map_models=["Cnn6", "Cnn10"], map_steps=40, map_batch=8, map_seconds=2.0, map_classes=10,
                 map_train_per_class=12, map_eval_per_class=6),
     # 0.7 s: just above the 64 frames SpecAugment's time stripes need
     "quick": dict(models=["Cnn6"], batch=2, steps=1, warmup=0, seconds=0.7,
-                  variants=[("fp32", False, False), ("bf16", False, False)],
+                  variants=[("fp32", False, False, "conv"), ("fp32", False, False, "fft"),
+                            ("bf16", False, False, "fft")],
                   map_models=["Cnn6"], map_steps=1, map_batch=2, map_seconds=0.7, map_classes=3,
                   map_train_per_class=2, map_eval_per_class=2,
                   loader_workers=[0], loader_batches=2, loader_batch=4),
@@ -224,26 +233,27 @@ def describe_device(device: torch.device) -> str:
 
 
 def run_grid(models, variants, batch, steps, warmup, seconds, device) -> list:
-    """Clips/s of every (model, precision, channels_last, compile) variant, printed as a table."""
-    print("| model | precision | channels_last | compile | step time (s) | clips/s | input clips/s "
+    """Clips/s of every (model, precision, channels_last, compile, STFT) variant, printed as a table."""
+    print("| model | precision | channels_last | compile | STFT | step time (s) | clips/s | input clips/s "
           "| x V100 ref | peak GPU memory (GiB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for name in models:
-        for precision, channels_last, compile_model in variants:
+        for precision, channels_last, compile_model, stft in variants:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             try:
-                r = bench_one(name, batch, steps, warmup, device, precision, channels_last, seconds, compile_model)
+                r = bench_one(name, batch, steps, warmup, device, precision, channels_last, seconds, compile_model,
+                              stft)
             except (RuntimeError, ValueError) as e:  # e.g. out of memory: report and go on
-                print(f"| {name} | {precision} | {channels_last} | {compile_model} | failed: "
+                print(f"| {name} | {precision} | {channels_last} | {compile_model} | {stft} | failed: "
                       f"{str(e).splitlines()[0][:80]} | | | | |")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
             results.append(r)
             peak = "" if r["peak_gpu_memory_gib"] is None else f"{r['peak_gpu_memory_gib']:.1f}"
-            print(f"| {name} | {precision} | {channels_last} | {compile_model} | {r['step_time_s']:.3f} | "
+            print(f"| {name} | {precision} | {channels_last} | {compile_model} | {stft} | {r['step_time_s']:.3f} | "
                   f"{r['clips_per_s']:.1f} | {r['input_clips_per_s']:.1f} | {r['vs_official_v100']:.2f} | {peak} |",
                   flush=True)
     return results
@@ -257,6 +267,8 @@ def main(argv=None) -> dict:
     p.add_argument("--precision", nargs="+", help="custom grid: fp32 bf16 fp16")
     p.add_argument("--channels-last", choices=("off", "on", "both"), default="off")
     p.add_argument("--compile", action="store_true", help="custom grid: torch.compile the model")
+    p.add_argument("--stft", nargs="+", choices=("fft", "conv"), default=["fft"],
+                   help="custom grid: FFT front end (default) and/or the official Conv1d STFT")
     p.add_argument("--batch", type=int, help="B; 2B clips are read per step (mixup)")
     p.add_argument("--steps", type=int)
     p.add_argument("--warmup", type=int)
@@ -278,7 +290,8 @@ def main(argv=None) -> dict:
     if args.models or args.precision:  # a custom grid replaces the suite's timing part
         suite["models"] = args.models or suite["models"]
         layouts = {"off": [False], "on": [True], "both": [False, True]}[args.channels_last]
-        suite["variants"] = [(pr, cl, args.compile) for pr in (args.precision or ["fp32"]) for cl in layouts]
+        suite["variants"] = [(pr, cl, args.compile, st) for pr in (args.precision or ["fp32"]) for cl in layouts
+                             for st in args.stft]
     print(f"# training throughput on {describe_device(device)}; torch {torch.__version__}; batch {suite['batch']} "
           f"with mixup ({2 * suite['batch']} x {suite['seconds']:g}-s clips per step); median of {suite['steps']} steps")
     print(f"# official reference: ~{OFFICIAL_V100_CLIPS_PER_S:.0f} clips/s (600k x 32 in ~3 days, one V100, fp32)")

@@ -103,3 +103,21 @@ def test_models_give_the_same_output_with_either_backend(name):
         fft = model(x)["clipwise_output"]
         conv = set_stft_backend(model, "conv")(x)["clipwise_output"]
     assert (fft - conv).abs().max() < 1e-5
+
+
+def test_frontend_benchmark_runs_and_reports_both_backends(tmp_path, capsys):
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_frontend.py"
+    spec = importlib.util.spec_from_file_location("bench_frontend", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "frontend.json"
+    (row,) = bench.main(["--models", "Cnn6", "--batch", "1", "--seconds", "1", "--repeats", "1",
+                         "--json", str(out)])
+    assert json.loads(out.read_text())[0]["model"] == "Cnn6"
+    assert row["spectrogram_conv_s"] > 0 and row["spectrogram_fft_s"] > 0 and row["forward_fft_s"] > 0
+    assert row["max_clipwise_difference"] < 1e-5
+    assert "| Cnn6 |" in capsys.readouterr().out

@@ -108,7 +108,8 @@ class FFTSpectrogram(Spectrogram):
         spec = torch.stft(input, n_fft, hop_length=stft.hop_length, win_length=n_fft, window=window,
                           center=stft.center, pad_mode=stft.pad_mode, normalized=False, onesided=True,
                           return_complex=True)
-        power = (spec.real ** 2 + spec.imag ** 2).transpose(1, 2)[:, None]  # (B, 1, frames, n_fft/2+1)
+        # view_as_real: real arithmetic from here on (inductor generates no code for complex operators)
+        power = torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)[:, None]  # (B, 1, frames, n_fft/2+1)
         return power if self.power == 2.0 else power ** (self.power / 2.0)
 
 
