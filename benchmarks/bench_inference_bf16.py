@@ -167,9 +167,25 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
         row["clips"] = len(ref)
         row["bf16_fp32_modules"] = list(fast_inference.fp32_modules_for(fast.model))
         calls["bf16"] = lambda: fast.forward(x.numpy())
+        if args.alt_fp32_modules is not None:
+            # the same bf16 copy with another set of trunk modules kept float32 (a trade to measure)
+            saved = fast_inference.FP32_MODULES
+            fast_inference.FP32_MODULES = {type(model).__name__: tuple(args.alt_fp32_modules)}
+            try:
+                alt = Pretrained(model, name, info.config, labels, precision="bf16")
+                alt_out = np.concatenate([alt.forward(c)["clipwise_output"] for c in batches])
+                row["bf16_alt_fp32_modules"] = list(fast_inference.fp32_modules_for(alt.model))
+            finally:
+                fast_inference.FP32_MODULES = saved
+            row["bf16_alt_max_abs_diff"] = float(np.abs(alt_out - ref).max())
+            row["bf16_alt_mean_abs_diff"] = float(np.abs(alt_out - ref).mean())
+            changed, same_up_to_ties = fast_inference.top10_agreement(alt_out, ref)
+            row["bf16_alt_top10_identical_clips"] = len(ref) - changed
+            row["bf16_alt_top10_identical_up_to_ties_clips"] = same_up_to_ties
+            calls["bf16_alt"] = lambda: alt.forward(x.numpy())
     for key, seconds in time_interleaved(calls, args.repeats).items():
         row[f"{key}_s"] = seconds
-    for key in ("eager", "default", "bf16"):
+    for key in ("eager", "default", "bf16", "bf16_alt"):
         if f"{key}_s" in row:
             row[f"{key}_clips_per_s"] = args.batch_size / row[f"{key}_s"]
     return row
@@ -184,6 +200,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--checkpoint-dir", default=None, help="folder with released .pth files")
     parser.add_argument("--out", default="runs/benchmarks/inference_bf16.json")
+    parser.add_argument("--alt-fp32-modules", nargs="*", default=None,
+                        help="also time a bf16 copy keeping these trunk modules float32 instead of "
+                             "fast_inference.FP32_MODULES' (e.g. conv_block1.conv1; none: all bf16)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -228,6 +247,14 @@ def main(argv=None) -> int:
               f"{r.get('bf16_mean_abs_diff', nan):.5f} | {r.get('bf16_top10_overlap', nan):.2f} | "
               f"{r.get('bf16_top10_identical_clips', '-')}/{r.get('clips', '-')} "
               f"({r.get('bf16_top10_identical_up_to_ties_clips', '-')}/{r.get('clips', '-')}) |")
+    for r in rows:
+        if "bf16_alt_clips_per_s" in r:
+            print(f"{r['model']}, bf16 keeping {r['bf16_alt_fp32_modules'] or 'nothing'} float32 (instead of "
+                  f"{r['bf16_fp32_modules']}): {r['bf16_alt_clips_per_s']:.2f} clips/s = "
+                  f"{r['bf16_alt_clips_per_s'] / r['eager_clips_per_s']:.2f}x official, max abs diff "
+                  f"{r['bf16_alt_max_abs_diff']:.4f}, mean {r['bf16_alt_mean_abs_diff']:.5f}, top-10 identical "
+                  f"{r['bf16_alt_top10_identical_clips']}/{r['clips']} "
+                  f"({r['bf16_alt_top10_identical_up_to_ties_clips']}/{r['clips']} up to ties)")
     print("weights: " + "; ".join(f"{r['model']}: {r['weights']}" for r in rows))
     print(f"wrote {args.out}")
     return 0
