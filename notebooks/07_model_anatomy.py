@@ -22,7 +22,7 @@ seconds = 10.0
 #
 # **What we do.** Run one 10-s clip through the model and list every layer with its output shape, parameters and multiply-adds, counted with the rule of the official `count_flops` written out below; the total must equal `panns_core.complexity.count_multiply_adds`.
 #
-# **Where we differ, and why.** Nothing: the counting rule is the paper's, quirks included (only layers that are modules are seen by its hooks, as in the official script; the STFT and mel filter bank count as frozen convolutions).
+# **Where we differ, and why.** Nothing: the counting rule is the paper's, quirks included (only layers that are modules are seen by its hooks, as in the official script; the STFT and mel filter bank count as frozen convolutions; our models compute that STFT with an FFT, so the count below runs the model with the official Conv1d STFT).
 
 # %%
 import math
@@ -33,8 +33,11 @@ from torch import nn
 
 from panns_core.complexity import count_multiply_adds
 from panns_core.models import create_model
+from panns_core.models.frontend import set_stft_backend
 
-model = create_model(model_name).eval()
+# The paper counted torchlibrosa's STFT as two Conv1d layers; our models compute the same STFT
+# with an FFT (docs/models.md), so switch back to the Conv1d for the count.
+model = set_stft_backend(create_model(model_name).eval(), "conv")
 samples = int(model.audio_config.sample_rate * seconds)
 
 
