@@ -377,12 +377,9 @@ def calibrate_batchnorm(model: nn.Module, batches) -> nn.Module:
     activations grow layer after layer, which no trained model does. Returns ``model``
     in eval mode.
     """
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
+    from panns_core.runtime import collecting_batchnorm_statistics
+
+    with collecting_batchnorm_statistics(model, whole_model_in_train_mode=True):
         for batch in batches:
             model(torch.as_tensor(batch))
     return model.eval()

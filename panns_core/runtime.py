@@ -6,10 +6,12 @@ import from here and never from each other (dependencies point one way).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
 import torch
+from torch import nn
 
 MODEL_OVERRIDES = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin", "fmax")
 """Front-end constructor keywords a training config may override."""
@@ -68,3 +70,33 @@ def saved_model_spec(state) -> dict:
     if not (isinstance(config, dict) and "model" in config and "batch_size" in config):
         return {}
     return model_spec(config)
+
+
+@contextlib.contextmanager
+def collecting_batchnorm_statistics(model: nn.Module, *, whole_model_in_train_mode: bool = False):
+    """Inside the block, every BatchNorm of ``model`` starts afresh and averages what runs through it.
+
+    The running statistics are reset and collected as a cumulative average
+    (``momentum=None``) over all batches the caller runs through ``model``. With
+    ``whole_model_in_train_mode`` the whole model is in training mode (dropout and
+    augmentation on: how random weights are calibrated for benchmarks); otherwise the
+    model is in eval mode with only its BatchNorm layers collecting (the statistics
+    of the model as it will be evaluated). Afterwards the momenta and every module's
+    mode are restored. Yields the number of BatchNorm layers.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    modes = {m: m.training for m in model.modules()}
+    momenta = [m.momentum for m in norms]
+    model.train(whole_model_in_train_mode)
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        with torch.no_grad():
+            yield len(norms)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        for m, mode in modes.items():
+            m.training = mode

@@ -147,3 +147,24 @@ def test_pretrained_runs_on_the_fast_copy_and_matches_plain_model():
     np.testing.assert_allclose(a.clipwise, b.clipwise, rtol=1e-4, atol=1e-5)
     assert fast.fast_model is not model and plain.fast_model is model
     assert probe_input(model).shape == (2, 32000)
+
+
+@pytest.mark.parametrize("whole_model", [False, True])
+def test_batchnorm_statistics_are_the_average_of_what_ran_and_modes_come_back(whole_model):
+    from panns_core.runtime import collecting_batchnorm_statistics
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(4))
+    net.eval()
+    net[2].momentum = 0.3
+    batches = [torch.randn(5, 3) for _ in range(3)]
+    with collecting_batchnorm_statistics(net, whole_model_in_train_mode=whole_model) as count:
+        assert count == 1 and net[2].training and net[1].training == whole_model
+        for b in batches:
+            net(b)
+    assert not any(m.training for m in net.modules()) and net[2].momentum == 0.3
+    if not whole_model:  # dropout off: the statistics are exactly those of the linear layer's outputs
+        with torch.no_grad():
+            outs = [net[0](b) for b in batches]
+        assert torch.allclose(net[2].running_mean, torch.stack([o.mean(0) for o in outs]).mean(0), atol=1e-6)
+        assert torch.allclose(net[2].running_var, torch.stack([o.var(0) for o in outs]).mean(0), atol=1e-6)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panns_core.audio_io import PAD_MODES
+from panns_core.runtime import collecting_batchnorm_statistics
 from panns_core.transfer.audio import ClipAudio, clip_segments, random_crop
 from panns_core.transfer.base import TransferData
 from panns_core.transfer.strategies import (EmbeddingCache, base_of, check_strategy, fresh_copy, head_of,
@@ -262,28 +263,16 @@ def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio
     SpecAugment) with only its BatchNorm layers collecting a cumulative average
     (``momentum=None``) over one pass of the training clips, as they are evaluated.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return 0
-    was_training = model.training
-    momenta = [m.momentum for m in norms]
-    model.eval()
     device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
-    try:
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over all batches of this pass
-            m.train()
+    with collecting_batchnorm_statistics(model) as count:
+        if not count:
+            return 0
         segs = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds,
                                              segment_seconds, cfg.pad) for i in train_idx])
         for start in range(0, len(segs), cfg.eval_batch_size):
             model(torch.from_numpy(segs[start:start + cfg.eval_batch_size].astype(np.float32)).to(device))
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.train(was_training)
-    return len(norms)
+    return count
 
 
 @torch.no_grad()
