@@ -65,7 +65,7 @@ class FFTSpectrogram(Spectrogram):
     The official front end multiplies every frame by a windowed DFT matrix held in
     ``stft.conv_real`` / ``stft.conv_imag`` (2 x 513 x 1024 weights at n_fft 1024):
     about 1 GMAC per 10-s clip in fp32, 34 % of the GPU time of a Cnn14 training step
-    (docs/training.md) and 4x the time of an FFT on a CPU (benchmarks/bench_frontend.py).
+    (docs/training.md) and 3.4x the time of an FFT on a CPU (benchmarks/bench_frontend.py).
     This subclass keeps both Conv1d modules, so ``state_dict()`` keys, shapes and
     checkpoint loading are unchanged, and computes the same power with an FFT whose
     window is read from those weights (row 0 of ``conv_real`` is the window itself).
