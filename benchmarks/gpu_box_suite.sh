@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The speed figures that need a GPU box, in one command (about 5-6 minutes on an H100/H200):
+# The speed figures that need a GPU box, in one command (meant to take a few minutes on an H100/H200;
+# its parts were sized to 5 minutes or less each, the whole script has not run on a GPU yet):
 #   1. GPU training (Cnn14, batch 32 + mixup): fp32 / bf16 + channels_last / + compile, Conv1d vs FFT STFT,
 #      peak memory, and the HDF5 loader with 0/4/8/16 workers (docs/training.md);
 #   2. the front end alone on the GPU (docs/models.md);
