@@ -121,3 +121,16 @@ def test_frontend_benchmark_runs_and_reports_both_backends(tmp_path, capsys):
     assert row["spectrogram_conv_s"] > 0 and row["spectrogram_fft_s"] > 0 and row["forward_fft_s"] > 0
     assert row["max_clipwise_difference"] < 1e-5
     assert "| Cnn6 |" in capsys.readouterr().out
+
+
+def test_a_copy_with_new_weight_tensors_still_takes_the_fft_path():
+    import copy
+
+    _, fast = _pair(1024, 320)
+    replica = copy.deepcopy(fast)  # as DataParallel's replicas: same values, new tensors
+    assert replica.stft.conv_real.weight.data_ptr() != fast.stft.conv_real.weight.data_ptr()
+    calls, _ = _conv_calls(replica)
+    x = torch.randn(2, 16000)
+    with torch.no_grad():
+        assert torch.allclose(replica(x), fast(x))
+    assert calls == []

@@ -9,6 +9,7 @@ module; a nested module would rename every key and break checkpoint loading.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import torch
@@ -59,6 +60,14 @@ def _version_of(tensor: torch.Tensor):
         return tuple(tensor.detach().reshape(-1)[::4099].tolist())
 
 
+@functools.lru_cache(maxsize=8)
+def _dft_tables(n_fft: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the one-sided DFT, ``(n_fft // 2 + 1, n_fft)``, computed in float64."""
+    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    angle = (2 * math.pi / n_fft) * torch.remainder(bins * torch.arange(n_fft, dtype=torch.float64), n_fft)
+    return torch.cos(angle).to(device, dtype), torch.sin(angle).to(device, dtype)
+
+
 class FFTSpectrogram(Spectrogram):
     """torchlibrosa's power spectrogram, computed with ``torch.stft`` instead of two Conv1d.
 
@@ -87,14 +96,14 @@ class FFTSpectrogram(Spectrogram):
         if self._checked is not None and self._checked[0] == key:
             return self._checked[1]
         n_fft = real.shape[-1]
-        window = real.detach()[0, 0].to("cpu", torch.float64)
-        bins = torch.arange(real.shape[0], dtype=torch.float64)[:, None]
-        angle = (2 * math.pi / n_fft) * torch.remainder(bins * torch.arange(n_fft, dtype=torch.float64), n_fft)
-        ok = (real.shape == imag.shape and real.shape[1] == 1 and real.shape[0] == n_fft // 2 + 1
-              and torch.allclose(real.detach()[:, 0].to("cpu", torch.float64), window * torch.cos(angle), atol=1e-5)
-              and torch.allclose(imag.detach()[:, 0].to("cpu", torch.float64), -window * torch.sin(angle), atol=1e-5))
-        self._checked = (key, bool(ok))
-        return bool(ok)
+        ok = real.shape == imag.shape and real.shape[1] == 1 and real.shape[0] == n_fft // 2 + 1
+        if ok:  # compared where the weights live (no copy; DataParallel replicas get new tensors each call)
+            cos, sin = _dft_tables(n_fft, real.device, real.dtype)
+            window = real.detach()[0, 0]
+            ok = bool(torch.allclose(real.detach()[:, 0], window * cos, atol=1e-5)
+                      and torch.allclose(imag.detach()[:, 0], -window * sin, atol=1e-5))
+        self._checked = (key, ok)
+        return ok
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         stft = self.stft
