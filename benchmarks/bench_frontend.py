@@ -31,15 +31,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return times
+def _timed(fn, device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
 
 
 def bench_model(name: str, batch: int, seconds: float, repeats: int, device: torch.device) -> dict:
@@ -57,8 +54,8 @@ def bench_model(name: str, batch: int, seconds: float, repeats: int, device: tor
         for _ in range(repeats):
             for backend in ("conv", "fft"):
                 set_stft_backend(model, backend)
-                times[("spectrogram", backend)] += _timed(lambda: spectrogram(x), device, 1)
-                times[("forward", backend)] += _timed(lambda: model(x), device, 1)
+                times[("spectrogram", backend)].append(_timed(lambda: spectrogram(x), device))
+                times[("forward", backend)].append(_timed(lambda: model(x), device))
     set_stft_backend(model, "fft")
     median = {f"{part}_{backend}_s": statistics.median(t) for (part, backend), t in times.items()}
     return {

@@ -168,15 +168,13 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
         row["bf16_fp32_modules"] = list(fast_inference.fp32_modules_for(fast.model))
         calls["bf16"] = lambda: fast.forward(x.numpy())
         if args.alt_fp32_modules is not None:
-            # the same bf16 copy with another set of trunk modules kept float32 (a trade to measure)
-            saved = fast_inference.FP32_MODULES
-            fast_inference.FP32_MODULES = {type(model).__name__: tuple(args.alt_fp32_modules)}
-            try:
-                alt = Pretrained(model, name, info.config, labels, precision="bf16")
-                alt_out = np.concatenate([alt.forward(c)["clipwise_output"] for c in batches])
-                row["bf16_alt_fp32_modules"] = list(fast_inference.fp32_modules_for(alt.model))
-            finally:
-                fast_inference.FP32_MODULES = saved
+            # the same bf16 copy with another set of trunk modules kept float32 (a trade to measure),
+            # run through Pretrained.forward like the other variants
+            alt = Pretrained(model, name, info.config, labels, precision="bf16")
+            alt._fast_model = fast_inference.prepare_for_inference(model, "bf16",
+                                                                   fp32_modules=tuple(args.alt_fp32_modules))
+            alt_out = np.concatenate([alt.forward(c)["clipwise_output"] for c in batches])
+            row["bf16_alt_fp32_modules"] = list(args.alt_fp32_modules)
             row["bf16_alt_max_abs_diff"] = float(np.abs(alt_out - ref).max())
             row["bf16_alt_mean_abs_diff"] = float(np.abs(alt_out - ref).mean())
             changed, same_up_to_ties = fast_inference.top10_agreement(alt_out, ref)

@@ -92,8 +92,6 @@ layers.groupby("type")["multiply-adds"].sum().sort_values(ascending=False).div(1
 # %%
 import time
 
-from panns_core.models.frontend import set_stft_backend
-
 clip = 0.1 * torch.randn(1, samples, generator=torch.Generator().manual_seed(0))
 power, seconds_taken = {}, {}
 with torch.no_grad():

@@ -403,7 +403,8 @@ def cmd_finetune(args) -> int:
         finetune(args.labels_csv, args.output, strategy=args.strategy, backbone=args.backbone,
                  checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
                  clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
-                 new_head_learning_rate=args.new_head_learning_rate, warmup_fraction=args.warmup_fraction, schedule=args.schedule, spec_augment=args.spec_augment,
+                 new_head_learning_rate=args.new_head_learning_rate, warmup_fraction=args.warmup_fraction,
+                 schedule=args.schedule, spec_augment=args.spec_augment,
                  pad=args.pad, precise_bn=args.precise_bn, evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
                  log=None if args.quiet else print)
     except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:

@@ -15,3 +15,23 @@ def official_spec():
     keys/shapes/dtypes, outputs and counts), vendored as test data."""
     with open(os.path.join(os.path.dirname(__file__), "data", "official_models.json")) as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("bench_training")``: a script of ``benchmarks/`` imported as a module (they are
+    scripts, not a package; each is loaded once per session)."""
+    import importlib.util
+
+    folder = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(name, os.path.join(folder, f"{name}.py"))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load

@@ -1,20 +1,13 @@
 """The training benchmark's reduced mode runs on CPU and reports every figure it promises."""
 
-import importlib.util
 import math
-import os
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "bench_training.py")
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_training", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("bench_training")
 
 
 def test_quick_cpu_run_reports_speed_map_and_loader(bench, tmp_path, capsys):

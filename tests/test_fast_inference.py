@@ -88,20 +88,14 @@ def test_bf16_copy_keeps_front_end_fp32_and_stays_close():
     assert model.conv_block1.conv1.weight.dtype == torch.float32  # the original is untouched
 
 
-def test_cnn14_bf16_copy_within_0_03_and_same_top10():
+def test_cnn14_bf16_copy_within_0_03_and_same_top10(load_benchmark):
     """The issue's accuracy target on Cnn14 (calibrated random weights, 2 clips x 3 s).
 
     Same weights recipe as benchmarks/bench_inference_bf16.py (BatchNorm and output
     scale calibrated on its synthetic clips), so the outputs spread like a trained
     model's instead of sitting at 0.5.
     """
-    import importlib.util
-    import pathlib
-
-    bench_path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_inference_bf16.py"
-    spec = importlib.util.spec_from_file_location("bench_inference_bf16", bench_path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_inference_bf16")
     torch.manual_seed(0)
     model = create_model("Cnn14")
     calib = bench.synthetic_clips(8, 32000, 3.0, seed=1)

@@ -105,15 +105,10 @@ def test_models_give_the_same_output_with_either_backend(name):
     assert (fft - conv).abs().max() < 1e-5
 
 
-def test_frontend_benchmark_runs_and_reports_both_backends(tmp_path, capsys):
-    import importlib.util
+def test_frontend_benchmark_runs_and_reports_both_backends(tmp_path, capsys, load_benchmark):
     import json
-    import pathlib
 
-    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_frontend.py"
-    spec = importlib.util.spec_from_file_location("bench_frontend", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_frontend")
     out = tmp_path / "frontend.json"
     (row,) = bench.main(["--models", "Cnn6", "--batch", "1", "--seconds", "1", "--repeats", "1",
                          "--json", str(out)])

@@ -104,7 +104,8 @@ def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, 
         if accuracy <= chance + margin:
             warnings.append(
                 f"held-out accuracy {accuracy:.3f} is at chance level (always guessing the most frequent "
-                f"class gives {chance:.3f}) after {len(losses)} steps. {_advice(strategy, learning_rate, passes, len(losses))}")
+                f"class gives {chance:.3f}) after {len(losses)} steps. "
+                f"{_advice(strategy, learning_rate, passes, len(losses))}")
         top_share = np.bincount(predicted, minlength=classes_num).max() / len(predicted)
         if top_share >= 0.9:
             warnings.append(f"the model predicts one class for {top_share:.0%} of the held-out clips.")
@@ -246,7 +247,8 @@ def _backbone_name(backbone: str | None, checkpoint: str | None) -> str:
 def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone: str | None = None,
              checkpoint: str | None = None, iterations: int = 1000, batch_size: int = 16,
              clip_seconds: float | None = None, learning_rate: float | None = None,
-             new_head_learning_rate: float | None = None, warmup_fraction: float | None = None, schedule: str | None = None, spec_augment: str = "scaled",
+             new_head_learning_rate: float | None = None, warmup_fraction: float | None = None,
+             schedule: str | None = None, spec_augment: str = "scaled",
              precise_bn: bool | None = None, pad: str = DEFAULT_PAD,
              evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
              device: str = "auto", progress: bool = True, log=print) -> FinetuneResult:
