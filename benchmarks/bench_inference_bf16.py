@@ -17,6 +17,12 @@ clips at 32 kHz, the three variants taking turns in one process:
 
 Ratios (``default / eager``, ``bf16 / eager`` in clips/s) come from the same run.
 
+``--compile`` adds ``compiled`` (and ``bf16_compiled`` where bfloat16 runs): the same
+copies built with ``compile=True`` (``torch.compile``, inductor), timed in the same
+turns. Their first call, which compiles (or loads inductor's on-disk cache), is
+reported apart as ``*_first_call_s``, with the largest clipwise difference against the
+uncompiled copy of the same precision. Run it twice to see a cold and a warm cache.
+
 Weights: a released checkpoint from the cache when ``--checkpoint-dir`` holds it
 (never downloaded here), else random weights with BatchNorm statistics calibrated
 on a few synthetic batches and the output layer rescaled to a trained model's
@@ -135,6 +141,24 @@ def time_interleaved(calls: dict, repeats: int) -> dict:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def add_compiled(row: dict, calls: dict, key: str, model, name: str, precision: str,
+                 x: torch.Tensor, batches: list, uncompiled: np.ndarray) -> None:
+    """Time the first call of a ``compile=True`` copy and add it to the timed ``calls``.
+
+    The first call traces and compiles (or loads inductor's cache); every later call of
+    the same input shape runs the compiled code. The accuracy comparison runs after it,
+    so its other batch shapes (if any) compile outside the timed first call.
+    """
+    info = model_info(name)
+    compiled = Pretrained(model, name, info.config, labels_for(527), precision=precision, compile=True)
+    start = time.perf_counter()
+    compiled.forward(x.numpy())
+    row[f"{key}_first_call_s"] = time.perf_counter() - start
+    got = np.concatenate([compiled.forward(c)["clipwise_output"] for c in batches])
+    row[f"{key}_max_abs_diff_vs_uncompiled"] = float(np.abs(got - uncompiled).max())
+    calls[key] = lambda: compiled.forward(x.numpy())
+
+
 def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
     model, weights = build(name, args.checkpoint_dir, calib)
     info = model_info(name)
@@ -153,7 +177,9 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
     ref = np.concatenate([default.forward(c)["clipwise_output"] for c in batches])
     row["fp32_clipwise_std_over_classes"] = float(ref.std(axis=1).mean())
     calls = {"eager": eager, "default": lambda: default.forward(x.numpy())}
-    if bf16_supported():
+    if args.compile:
+        add_compiled(row, calls, "compiled", model, name, "fp32", x, batches, ref)
+    if bf16_supported() and not args.no_bf16:
         fast = Pretrained(model, name, info.config, labels, precision="bf16")
         out = np.concatenate([fast.forward(c)["clipwise_output"] for c in batches])
         row["bf16_max_abs_diff"] = float(np.abs(out - ref).max())
@@ -181,9 +207,11 @@ def bench_model(name: str, args, clips: np.ndarray, calib: np.ndarray) -> dict:
             row["bf16_alt_top10_identical_clips"] = len(ref) - changed
             row["bf16_alt_top10_identical_up_to_ties_clips"] = same_up_to_ties
             calls["bf16_alt"] = lambda: alt.forward(x.numpy())
+        if args.compile:
+            add_compiled(row, calls, "bf16_compiled", model, name, "bf16", x, batches, out)
     for key, seconds in time_interleaved(calls, args.repeats).items():
         row[f"{key}_s"] = seconds
-    for key in ("eager", "default", "bf16", "bf16_alt"):
+    for key in ("eager", "default", "bf16", "bf16_alt", "compiled", "bf16_compiled"):
         if f"{key}_s" in row:
             row[f"{key}_clips_per_s"] = args.batch_size / row[f"{key}_s"]
     return row
@@ -201,6 +229,11 @@ def main(argv=None) -> int:
     parser.add_argument("--alt-fp32-modules", nargs="*", default=None,
                         help="also time a bf16 copy keeping these trunk modules float32 instead of "
                              "fast_inference.FP32_MODULES' (e.g. conv_block1.conv1; none: all bf16)")
+    parser.add_argument("--no-bf16", action="store_true",
+                        help="time the fp32 paths only (where bfloat16 is emulated it is slow, and "
+                             "--precision auto does not pick it)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the copies built with torch.compile (first call reported apart)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -236,15 +269,17 @@ def main(argv=None) -> int:
           "| our bf16 / official | bf16 max abs diff | bf16 mean abs diff | bf16 top-10 overlap "
           "| top-10 identical (up to ties) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    nan = float("nan")
     for r in rows:
         eager = r["eager_clips_per_s"]
-        print(f"| {r['model']} | {eager:.2f} | {r['default_clips_per_s']:.2f} | "
-              f"{r.get('bf16_clips_per_s', nan):.2f} | {r['default_clips_per_s'] / eager:.2f}x | "
-              f"{r.get('bf16_clips_per_s', nan) / eager:.2f}x | {r.get('bf16_max_abs_diff', nan):.4f} | "
-              f"{r.get('bf16_mean_abs_diff', nan):.5f} | {r.get('bf16_top10_overlap', nan):.2f} | "
-              f"{r.get('bf16_top10_identical_clips', '-')}/{r.get('clips', '-')} "
-              f"({r.get('bf16_top10_identical_up_to_ties_clips', '-')}/{r.get('clips', '-')}) |")
+        if "bf16_clips_per_s" in r:
+            bf16 = (f"{r['bf16_clips_per_s']:.2f} | {r['default_clips_per_s'] / eager:.2f}x | "
+                    f"{r['bf16_clips_per_s'] / eager:.2f}x | {r['bf16_max_abs_diff']:.4f} | "
+                    f"{r['bf16_mean_abs_diff']:.5f} | {r['bf16_top10_overlap']:.2f} | "
+                    f"{r['bf16_top10_identical_clips']}/{r['clips']} "
+                    f"({r['bf16_top10_identical_up_to_ties_clips']}/{r['clips']})")
+        else:  # --no-bf16
+            bf16 = f"- | {r['default_clips_per_s'] / eager:.2f}x | - | - | - | - | -"
+        print(f"| {r['model']} | {eager:.2f} | {r['default_clips_per_s']:.2f} | {bf16} |")
     for r in rows:
         if "bf16_alt_clips_per_s" in r:
             print(f"{r['model']}, bf16 keeping {r['bf16_alt_fp32_modules'] or 'nothing'} float32 (instead of "
@@ -253,6 +288,14 @@ def main(argv=None) -> int:
                   f"{r['bf16_alt_max_abs_diff']:.4f}, mean {r['bf16_alt_mean_abs_diff']:.5f}, top-10 identical "
                   f"{r['bf16_alt_top10_identical_clips']}/{r['clips']} "
                   f"({r['bf16_alt_top10_identical_up_to_ties_clips']}/{r['clips']} up to ties)")
+    for r in rows:
+        for key, label in (("compiled", "fp32"), ("bf16_compiled", "bf16")):
+            if f"{key}_clips_per_s" in r:
+                print(f"{r['model']}, {label} + torch.compile: {r[f'{key}_clips_per_s']:.2f} clips/s = "
+                      f"{r[f'{key}_clips_per_s'] / r['eager_clips_per_s']:.2f}x official, "
+                      f"{r[f'{key}_clips_per_s'] / r['default_clips_per_s']:.2f}x our fp32; first call "
+                      f"{r[f'{key}_first_call_s']:.1f} s; max abs diff vs uncompiled "
+                      f"{r[f'{key}_max_abs_diff_vs_uncompiled']:.2e}")
     print("weights: " + "; ".join(f"{r['model']}: {r['weights']}" for r in rows))
     print(f"wrote {args.out}")
     return 0

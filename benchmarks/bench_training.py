@@ -50,7 +50,7 @@ from panns_core.mixup import Mixup
 from panns_core.models import create_model
 import torch.nn.functional as F
 
-from panns_core.models.frontend import do_mixup, set_stft_backend
+from panns_core.models.frontend import check_stft_weights, do_mixup, set_stft_backend
 from panns_core.precision import autocast
 
 OFFICIAL_V100_CLIPS_PER_S = 600_000 * 32 / (3 * 24 * 3600)
@@ -85,7 +85,7 @@ def bench_one(name: str, batch: int, steps: int, warmup: int, device: torch.devi
     model = set_stft_backend(create_model(name), stft).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_model else model
+    net = torch.compile(check_stft_weights(model)) if compile_model else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     clips = 2 * batch
@@ -274,7 +274,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int)
     p.add_argument("--warmup", type=int)
     p.add_argument("--seconds", type=float, help="clip length")
-    p.add_argument("--map-steps", type=int, help="CPU suite: training steps before the mAP")
+    p.add_argument("--map-steps", type=int, help="CPU suite: training steps before the mAP (0: skip it)")
     p.add_argument("--map-models", nargs="+", help="CPU suite: models for the mAP comparison")
     p.add_argument("--packed-root", help="GPU suite: data root with a packed corpus for the loader test")
     p.add_argument("--loader-workers", type=int, nargs="+")
@@ -288,6 +288,8 @@ def main(argv=None) -> dict:
     for key in ("batch", "steps", "warmup", "seconds", "map_steps", "map_models", "loader_workers"):
         if getattr(args, key) is not None:
             suite[key] = getattr(args, key)
+    if suite.get("map_steps") == 0:  # --map-steps 0: no mAP comparison (an untrained mAP means nothing)
+        suite.pop("map_models", None)
     if args.models or args.precision:  # a custom grid replaces the suite's timing part
         suite["models"] = args.models or suite["models"]
         layouts = {"off": [False], "on": [True], "both": [False, True]}[args.channels_last]
@@ -310,7 +312,7 @@ def main(argv=None) -> dict:
                     make_packed_corpus(root, suite["map_classes"], suite["map_seconds"],
                                        suite["map_train_per_class"], suite["map_eval_per_class"])
                 else:  # GPU suite: 10-s clips for the loader
-                    per_class = max(1, suite["loader_clips"] // 30)
+                    per_class = max(1, suite.get("loader_clips", 120) // 30)
                     make_packed_corpus(root, 30, 10.0, per_class, 1, workers=min(16, os.cpu_count() or 1))
                 print(f"# generated and packed a corpus in {time.perf_counter() - t0:.1f} s")
         if "map_models" in suite:
@@ -329,7 +331,7 @@ def main(argv=None) -> dict:
                     print(f"| {name} | {precision} | {r['train_seconds']:.1f} | {r['mAP']:.3f} |", flush=True)
         if "loader_workers" in suite:
             rows = loader_throughput(root, suite["loader_workers"], suite.get("loader_batch", suite["batch"] * 2),
-                                     suite["loader_batches"])
+                                     suite.get("loader_batches", 20))
             report["loader"] = rows
             print("| loader workers | clips/s once running (page cache dropped) | first batch after (s) "
                   "| clips/s including start-up |")

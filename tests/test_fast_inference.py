@@ -1,5 +1,7 @@
 """The inference copy: BatchNorm folding is exact, bf16 stays close, precision follows the hardware."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +164,42 @@ def test_batchnorm_statistics_are_the_average_of_what_ran_and_modes_come_back(wh
             outs = [net[0](b) for b in batches]
         assert torch.allclose(net[2].running_mean, torch.stack([o.mean(0) for o in outs]).mean(0), atol=1e-6)
         assert torch.allclose(net[2].running_var, torch.stack([o.var(0) for o in outs]).mean(0), atol=1e-6)
+
+
+def test_inference_benchmark_times_the_compiled_copies(load_benchmark, monkeypatch, tmp_path):
+    """``bench_inference_bf16.py --compile`` in a reduced run; torch.compile is replaced by a
+    recorder (a real inductor build of a CNN takes minutes on a small CPU)."""
+    bench = load_benchmark("bench_inference_bf16")
+    compiled = []
+
+    def record(module, *args, **kwargs):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", record)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--models", "Cnn6", "--batch-size", "1", "--clips", "1", "--repeats", "1",
+                       "--compile", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    # the fp32 and bf16 inference copies (BatchNorm folded, channels_last) are what gets compiled
+    assert [next(m.parameters()).dtype for m in compiled] == [torch.float32, torch.float32]
+    assert [m.conv_block2.conv1.weight.dtype for m in compiled] == [torch.float32, torch.bfloat16]
+    assert all(not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.conv_block2.modules())
+               for m in compiled)
+    for key in ("compiled", "bf16_compiled"):
+        assert row[f"{key}_first_call_s"] > 0 and row[f"{key}_clips_per_s"] > 0
+        assert row[f"{key}_max_abs_diff_vs_uncompiled"] == 0.0  # the recorder compiles nothing
+
+
+def test_compiled_copy_runs_under_inference_mode_and_matches():
+    """``compile=True`` as ``panns tag --compile`` uses it (a real inductor build of Cnn6, 2-s clips):
+    the FFT front end's weight check must not break tracing under ``inference_mode``."""
+    torch.manual_seed(0)
+    model = create_model("Cnn6").eval()
+    x = torch.randn(2, 64000)
+    with torch.inference_mode():
+        want = prepare_for_inference(model, "fp32")(x)["clipwise_output"]
+        compiled = prepare_for_inference(model, "fp32", compile=True)
+        got = compiled(x)["clipwise_output"]
+    assert (got - want).abs().max() <= 1e-5
+    assert compiled._orig_mod.spectrogram_extractor._checked[1]  # the compiled code took the FFT

@@ -5,7 +5,7 @@ import torch
 from torchlibrosa.stft import Spectrogram
 
 from panns_core.models import create_model
-from panns_core.models.frontend import FFTSpectrogram, set_stft_backend
+from panns_core.models.frontend import FFTSpectrogram, check_stft_weights, set_stft_backend
 
 
 def _pair(n_fft, hop):
@@ -129,3 +129,26 @@ def test_a_copy_with_new_weight_tensors_still_takes_the_fft_path():
     with torch.no_grad():
         assert torch.allclose(replica(x), fast(x))
     assert calls == []
+
+
+def test_while_compiling_the_answer_of_check_stft_weights_decides(monkeypatch):
+    """dynamo cannot run the weight check, so traced code takes the FFT only where
+    check_stft_weights said yes before compiling, and the official conv otherwise."""
+    _, fast = _pair(1024, 320)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    calls, hooks = _conv_calls(fast)
+    x = torch.randn(1, 32000)
+    with torch.inference_mode():
+        fast(x)
+        assert len(calls) == 2  # never checked: conv
+        check_stft_weights(torch.nn.Sequential(fast))
+        fast(x)
+        assert len(calls) == 2  # checked and a windowed DFT: FFT
+    with torch.no_grad():
+        fast.stft.conv_real.weight.mul_(1.5)  # no longer a windowed DFT
+    check_stft_weights(fast)
+    with torch.inference_mode():
+        fast(x)
+    assert len(calls) == 4
+    for hook in hooks:
+        hook.remove()

@@ -109,8 +109,13 @@ class FFTSpectrogram(Spectrogram):
         stft = self.stft
         trainable = torch.is_grad_enabled() and (stft.conv_real.weight.requires_grad
                                                  or stft.conv_imag.weight.requires_grad)
-        if (not self.use_fft or trainable or input.dtype not in (torch.float32, torch.float64)
-                or not self._weights_are_windowed_dft()):
+        if torch.compiler.is_compiling():
+            # the check reads values and version counters, which dynamo cannot trace (under
+            # inference_mode it fails): use the answer check_stft_weights gave before compiling
+            dft = self._checked is not None and self._checked[1]
+        else:
+            dft = self._weights_are_windowed_dft()
+        if not self.use_fft or trainable or input.dtype not in (torch.float32, torch.float64) or not dft:
             return super().forward(input)
         n_fft = stft.conv_real.weight.shape[-1]
         window = stft.conv_real.weight.detach()[0, 0].to(input.dtype)
@@ -120,6 +125,19 @@ class FFTSpectrogram(Spectrogram):
         # view_as_real: real arithmetic from here on (inductor generates no code for complex operators)
         power = torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)[:, None]  # (B, 1, frames, n_fft/2+1)
         return power if self.power == 2.0 else power ** (self.power / 2.0)
+
+
+def check_stft_weights(model: nn.Module) -> nn.Module:
+    """Check now, outside any tracing, whether each FFT front end's weights are a windowed DFT.
+
+    Call it before ``torch.compile``: compiled code cannot run the check and uses this
+    answer (the Conv1d STFT where no answer was recorded). Weights loaded afterwards
+    need another call and a recompile.
+    """
+    for module in model.modules():
+        if isinstance(module, FFTSpectrogram):
+            module._weights_are_windowed_dft()
+    return model
 
 
 def set_stft_backend(model: nn.Module, backend: str) -> nn.Module:
