@@ -62,7 +62,7 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
                    help="auto (default) = bf16 where the CPU/GPU runs bfloat16 natively (AVX512-BF16/"
                         "AMX), else fp32; bf16 has a small accuracy cost, see docs/inference.md")
     r.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (slow first batch; cached on disk for later runs)")
+                   help="torch.compile the model (first batch compiles: seconds; inductor caches it on disk)")
     r.add_argument("--device", default="cpu", help="torch device (default cpu)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     r.add_argument("--failures", default=None, help="write skipped files and reasons to this CSV")
