@@ -572,7 +572,11 @@ class Pretrained:
     def output_keys(self) -> set[str]:
         """Output names of the model (one forward of a short silent clip, cached)."""
         if not hasattr(self, "_output_keys"):
-            self._output_keys = set(self.forward(np.zeros((1, self.min_samples), np.float32)))
+            # the plain model, not the inference copy: a compiled copy would compile for this
+            # one-off shape first and then recompile with dynamic shapes for the real batches
+            with torch.inference_mode():
+                out = self.model(torch.zeros((1, self.min_samples), device=self.device))
+            self._output_keys = {k for k, v in out.items() if isinstance(v, torch.Tensor)}
         return self._output_keys
 
     def _require(self, key: str, task: str) -> None:

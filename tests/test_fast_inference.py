@@ -206,3 +206,22 @@ def test_compiled_copy_runs_under_inference_mode_and_matches(precision, toleranc
         got = compiled(x)["clipwise_output"].float()
     assert (got - want).abs().max() <= tolerance
     assert compiled._orig_mod.spectrogram_extractor._checked[1]  # the compiled code took the FFT
+
+
+def test_compiled_pretrained_only_ever_sees_the_real_batches(monkeypatch):
+    """The output-key probe (a 1-s silent clip) runs on the plain model: with ``compile=True`` it
+    would otherwise compile that shape first and force a dynamic-shape recompile for the windows."""
+    shapes = []
+
+    def record(module, *args, **kwargs):
+        def call(x, *a, **k):
+            shapes.append(tuple(x.shape))
+            return module(x, *a, **k)
+        return call
+
+    monkeypatch.setattr(torch, "compile", record)
+    model = Pretrained(create_model("Cnn6"), "Cnn6", model_info("Cnn6").config, labels_for(527),
+                       precision="fp32", compile=True)
+    waves = [synthetic_signal(kind, 32000, 3.0) for kind in ("tone", "chirp")]
+    model.tag(waves)
+    assert shapes == [(2, 96000)]
