@@ -23,9 +23,9 @@ checkpoints):
   CNNs' first block: on Cnn14 this takes the largest clipwise difference against
   fp32 from 0.031 to 0.026 for 11% of the multiply-accumulates; docs/inference.md).
 * **torch.compile** (inductor) as an opt-in (``compile=True``): the first call
-  compiles (7-21 s for the CNNs on a 2-core CPU, docs/inference.md); inductor caches
-  the result on disk (its default folder, or ``TORCHINDUCTOR_CACHE_DIR``), so later
-  processes warm up in a few seconds.
+  compiles (5-20 s for the four benchmarked models on a 2-core CPU, docs/inference.md);
+  inductor caches the result on disk (its default folder, or ``TORCHINDUCTOR_CACHE_DIR``),
+  so later processes warm up in a few seconds.
 
 :func:`default_precision` picks bfloat16 only where the hardware runs it natively
 (AVX512-BF16 or AMX on a CPU, bf16 support on a GPU); elsewhere bfloat16 is emulated
