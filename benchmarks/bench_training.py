@@ -50,7 +50,8 @@ from panns_core.mixup import Mixup
 from panns_core.models import create_model
 import torch.nn.functional as F
 
-from panns_core.models.frontend import check_stft_weights, do_mixup, set_stft_backend
+from panns_core.models import frontend
+from panns_core.models.frontend import do_mixup, set_stft_backend
 from panns_core.precision import autocast
 
 OFFICIAL_V100_CLIPS_PER_S = 600_000 * 32 / (3 * 24 * 3600)
@@ -85,7 +86,7 @@ def bench_one(name: str, batch: int, steps: int, warmup: int, device: torch.devi
     model = set_stft_backend(create_model(name), stft).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = torch.compile(check_stft_weights(model)) if compile_model else model
+    net = frontend.compile_model(model) if compile_model else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     clips = 2 * batch
@@ -216,14 +217,15 @@ SUITES = {
                 variants=[("fp32", False, False, "conv"), ("fp32", False, False, "fft"),
                           ("bf16", False, False, "fft")],
                 map_models=["Cnn6", "Cnn10"], map_steps=40, map_batch=8, map_seconds=2.0, map_classes=10,
-                map_train_per_class=12, map_eval_per_class=6),
+                map_train_per_class=12, map_eval_per_class=6,
+                loader_batches=20, loader_clips=120),  # the loader part runs only with --loader-workers
     # 0.7 s: just above the 64 frames SpecAugment's time stripes need
     "quick": dict(models=["Cnn6"], batch=2, steps=1, warmup=0, seconds=0.7,
                   variants=[("fp32", False, False, "conv"), ("fp32", False, False, "fft"),
                             ("bf16", False, False, "fft")],
                   map_models=["Cnn6"], map_steps=1, map_batch=2, map_seconds=0.7, map_classes=3,
                   map_train_per_class=2, map_eval_per_class=2,
-                  loader_workers=[0], loader_batches=2, loader_batch=4),
+                  loader_workers=[0], loader_batches=2, loader_batch=4, loader_clips=120),
 }
 
 
@@ -312,7 +314,7 @@ def main(argv=None) -> dict:
                     make_packed_corpus(root, suite["map_classes"], suite["map_seconds"],
                                        suite["map_train_per_class"], suite["map_eval_per_class"])
                 else:  # GPU suite: 10-s clips for the loader
-                    per_class = max(1, suite.get("loader_clips", 120) // 30)
+                    per_class = max(1, suite["loader_clips"] // 30)
                     make_packed_corpus(root, 30, 10.0, per_class, 1, workers=min(16, os.cpu_count() or 1))
                 print(f"# generated and packed a corpus in {time.perf_counter() - t0:.1f} s")
         if "map_models" in suite:
@@ -331,7 +333,7 @@ def main(argv=None) -> dict:
                     print(f"| {name} | {precision} | {r['train_seconds']:.1f} | {r['mAP']:.3f} |", flush=True)
         if "loader_workers" in suite:
             rows = loader_throughput(root, suite["loader_workers"], suite.get("loader_batch", suite["batch"] * 2),
-                                     suite.get("loader_batches", 20))
+                                     suite["loader_batches"])
             report["loader"] = rows
             print("| loader workers | clips/s once running (page cache dropped) | first batch after (s) "
                   "| clips/s including start-up |")

@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .models.frontend import check_stft_weights
+from .models.frontend import compile_model
 
 PRECISIONS = ("fp32", "bf16")
 FRONT_END_MODULES = ("spectrogram_extractor", "logmel_extractor", "bn0")
@@ -346,12 +346,11 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32", *, device="
     for parameter in fast.parameters():
         parameter.requires_grad_(False)
     if compile:
-        check_stft_weights(fast)
         # inductor hands torch.stft (a complex result) to the FFT library, which is what the FFT
         # front end wants; its "performance may be worse than eager" warning does not apply
         warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex",
                                 category=UserWarning)
-        fast = torch.compile(fast)
+        fast = compile_model(fast)
     return fast
 
 

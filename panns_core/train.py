@@ -42,7 +42,7 @@ from panns_core.precision import PRECISIONS
 from panns_core.runtime import MODEL_OVERRIDES, TensorCollate, ids_sha256
 from panns_core.runtime import model_spec as _model_spec
 from panns_core.mixup import Mixup
-from panns_core.models.frontend import check_stft_weights
+from panns_core.models.frontend import compile_model
 
 log = logging.getLogger("panns_core.train")
 
@@ -560,7 +560,7 @@ def distribute(model: torch.nn.Module, run: RunContext):
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     ddp = net if run.dist.enabled else None
     if run.config.compile:
-        net = torch.compile(check_stft_weights(net))
+        net = compile_model(net)
     return net, ddp
 
 

@@ -140,6 +140,13 @@ def check_stft_weights(model: nn.Module) -> nn.Module:
     return model
 
 
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` after :func:`check_stft_weights`: the one way the package compiles
+    a PANNs model (training, the inference copy, the benchmarks), so compiled code takes the
+    FFT front end wherever eager code would."""
+    return torch.compile(check_stft_weights(model))
+
+
 def set_stft_backend(model: nn.Module, backend: str) -> nn.Module:
     """``"fft"`` (default) or ``"conv"`` (the official Conv1d STFT) for every front end in ``model``."""
     if backend not in ("fft", "conv"):
