@@ -53,6 +53,8 @@ from panns_core.notebook_roles import role_of, stems_with_role
 # ----------------------------------------------------------------------------
 
 DEFAULT_PROFILE = "smoke"
+LAST_PROFILE_FILE = "last_profile.json"
+"""Written to ``runs/`` at every pipeline start: the profile the notebooks open on by default."""
 PROFILE_PACKAGE = "panns_core.profiles"
 
 TRAIN_NOTEBOOK = stems_with_role("train")[0]
@@ -123,9 +125,42 @@ def load_profile(name_or_path: str) -> dict:
         raise ProfileError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(profile, dict):
         raise ProfileError(f"{path}: a profile is a YAML mapping, got {type(profile).__name__}")
+    expand_seeds(profile, path)
     validate_profile(profile, path)
     profile["_path"] = str(path)
     return profile
+
+
+def expand_seeds(profile: dict, path) -> None:
+    """A run line with ``seeds: [1, 2, 3]`` becomes one run per seed: ``<name>_seed1`` ... with ``seed: k``.
+
+    Paired designs train every arm with the same seeds; one line per arm keeps the profile readable.
+    ``reference_run``/``classwise_run`` naming such a line resolve to its first seed's run.
+    """
+    runs = profile.get("runs")
+    if not isinstance(runs, dict):
+        return
+    expanded: dict = {}
+    first_of: dict = {}
+    for name, spec in runs.items():
+        seeds = spec.get("seeds") if isinstance(spec, dict) else None
+        if seeds is None:
+            expanded[name] = spec
+            continue
+        if (not isinstance(seeds, list) or not seeds
+                or not all(isinstance(k, int) and not isinstance(k, bool) for k in seeds)
+                or len(set(seeds)) != len(seeds)):
+            raise ProfileError(f"{path}: run {name!r}: seeds must be a list of distinct whole numbers, got {seeds!r}")
+        if "seed" in spec:
+            raise ProfileError(f"{path}: run {name!r} has both seed and seeds; keep one")
+        rest = {k: v for k, v in spec.items() if k != "seeds"}
+        for k in seeds:
+            expanded[f"{name}_seed{k}"] = {**copy.deepcopy(rest), "seed": k}
+        first_of[name] = f"{name}_seed{seeds[0]}"
+    profile["runs"] = expanded
+    for key in ("reference_run", "classwise_run"):
+        if profile.get(key) in first_of:
+            profile[key] = first_of[profile[key]]
 
 
 def validate_profile(profile: dict, path) -> None:
@@ -677,6 +712,9 @@ class Pipeline:
         os.makedirs(os.path.join(self.run_root, "notebooks"), exist_ok=True)
         os.makedirs(os.path.join(self.run_root, "stages"), exist_ok=True)
         write_json(self._profile_snapshot(), os.path.join(self.run_root, "profile.json"))
+        write_json({"profile": self.profile["name"], "run_root": os.path.relpath(self.run_root, self.root),
+                    "profile_file": self.profile.get("_path"), "started": _now()},
+                   os.path.join(os.path.dirname(self.run_root), LAST_PROFILE_FILE))
         t_all = time.time()
         todo = []
         for stage in self.stages:

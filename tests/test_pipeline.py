@@ -70,6 +70,26 @@ def test_one_training_stage_per_run_line():
     assert len(pipeline.derive_stages(profile)) == len(stages) + 1
 
 
+def test_seeds_expand_one_run_line_into_one_run_per_seed(tmp_path):
+    profile = {k: v for k, v in load_profile("tiny").items() if not k.startswith("_")}
+    profile["runs"] = {"base": {"seeds": [3, 1, 2]}, "mel_32": {"mel_bins": 32, "seeds": [3, 1, 2]}}
+    profile["reference_run"] = profile["classwise_run"] = "base"
+    path = tmp_path / "seeded.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    loaded = load_profile(str(path))
+    assert list(loaded["runs"]) == ["base_seed3", "base_seed1", "base_seed2",
+                                    "mel_32_seed3", "mel_32_seed1", "mel_32_seed2"]
+    assert loaded["runs"]["mel_32_seed1"] == {"mel_bins": 32, "seed": 1}
+    assert loaded["reference_run"] == loaded["classwise_run"] == "base_seed3"
+    trains = [s for s in pipeline.derive_stages(loaded) if s.role == "train"]
+    assert [s.parameters["config"]["seed"] for s in trains] == [3, 1, 2, 3, 1, 2]
+    for bad in ([1, 1], [], "1,2", [1.5]):
+        profile["runs"] = {"base": {"seeds": bad}}
+        path.write_text(yaml.safe_dump(profile))
+        with pytest.raises(ProfileError, match="run 'base': seeds must be a list of distinct whole numbers"):
+            load_profile(str(path))
+
+
 def test_parameters_cell_is_parsed_with_ast(tmp_path):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell('a = 1  # the run\'s value\nb: int = 2\nc, d = 3, "x"')
