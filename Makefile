@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m panns_core.pipeline --profile $(PROFILE)
+	$(PY) -m panns_core.study --profile $(PROFILE)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2

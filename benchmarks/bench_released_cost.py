@@ -28,7 +28,7 @@ import time
 import torch
 
 from panns_core.models import create_model
-from panns_core.released_eval import table_rows
+from panns_core.study.released_eval import table_rows
 
 
 def cost_per_clip(name: str, batch: int, seconds: float, repeats: int, threads: int, precision: str,

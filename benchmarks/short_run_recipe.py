@@ -60,7 +60,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from panns_core.data.synthetic import generate_corpus
-    from panns_core.stages import prepare_indexes
+    from panns_core.study.stages import prepare_indexes
     from panns_core.train import TrainConfig, read_statistics, train
 
     data_root = os.path.join(args.root, "data")

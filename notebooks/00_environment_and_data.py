@@ -25,8 +25,8 @@ data_source = "generated"
 # %%
 import json, os
 import pandas as pd
-from panns_core.report import environment_info
-from panns_core.artefacts import write_json
+from panns_core.study.report import environment_info
+from panns_core.study.artefacts import write_json
 env = environment_info()
 write_json(env, os.path.join(run_root, "environment.json"))
 pd.Series(env, name="value").to_frame()
@@ -36,7 +36,7 @@ pd.Series(env, name="value").to_frame()
 # One line of the profile per run; `groups` names the ablation (table / figure panel) each run feeds.
 
 # %%
-from panns_core.tables import read_profile_snapshot
+from panns_core.study.tables import read_profile_snapshot
 snap = read_profile_snapshot(run_root)
 pd.DataFrame([{"run": k, **{kk: vv for kk, vv in (v or {}).items()}} for k, v in (snap.get("runs") or {}).items()])
 

@@ -27,8 +27,8 @@ packed = False  # True: data_root is an already packed copy: no packing, only mi
 # %%
 import os
 import pandas as pd
-from panns_core.notebook_inputs import stop
-from panns_core.stages import prepare_indexes, use_packed_copy
+from panns_core.study.notebook_inputs import stop
+from panns_core.study.stages import prepare_indexes, use_packed_copy
 if packed:
     summary = use_packed_copy(data_root, **pack)
     print(f"packed copy {data_root} used as it is; indexes built now: {[os.path.basename(p) for p in summary['built']]}")

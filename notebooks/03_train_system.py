@@ -48,7 +48,7 @@ fields = {"progress": False, **config, "data_root": data_root, "run_dir": os.pat
 request = T.loop_request(fields, source=f"profile {profile}, run {run_name}")
 config = request.config
 if not request.from_code and not str(config.training_set).endswith(".h5"):
-    from panns_core.notebook_inputs import require_packed_data
+    from panns_core.study.notebook_inputs import require_packed_data
     require_packed_data(data_root, profile, index=config.training_set)  # says which notebooks make the data
 if nproc_per_node > 1 and not D.env_dist_info().enabled:
     # Several GPUs: torchrun runs this same file once per GPU; the cells below then
@@ -154,8 +154,8 @@ print("run folder:", run.run_dir)
 
 # %%
 if not request.from_code:
-    from panns_core import plots as P
-    from panns_core import tables as TB
+    from panns_core.study import plots as P
+    from panns_core.study import tables as TB
 
     import matplotlib.pyplot as plt
 

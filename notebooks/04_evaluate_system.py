@@ -31,9 +31,9 @@ batch_size = 32
 import json, os
 import pandas as pd
 from panns_core.evaluate import build_model, evaluate, summary
-from panns_core.artefacts import write_json
-from panns_core import tables as T
-from panns_core.notebook_inputs import pipeline_hint, stop
+from panns_core.study.artefacts import write_json
+from panns_core.study import tables as T
+from panns_core.study.notebook_inputs import pipeline_hint, stop
 if not os.path.exists(os.path.join(run_root, "train", run_name, "checkpoints", f"{checkpoint}.pt")):
     stop(f"{run_root}/train/{run_name}/checkpoints/{checkpoint}.pt does not exist: train run {run_name!r} with "
          f"notebook 03_train_system first (or `{pipeline_hint(profile)} --only train_{run_name}`)")

@@ -50,8 +50,8 @@ import pandas as pd
 import torch
 
 from panns_core.data.pack import index_path
-from panns_core.notebook_inputs import require_packed_data
-from panns_core.released_eval import ZENODO, load_registry, rescore_all, table_rows
+from panns_core.study.notebook_inputs import require_packed_data
+from panns_core.study.released_eval import ZENODO, load_registry, rescore_all, table_rows
 
 require_packed_data(data_root, profile, "eval")
 

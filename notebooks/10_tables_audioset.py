@@ -17,7 +17,7 @@ compare_to_paper = None  # None: only on AudioSet and its generated stand-in (se
 #
 # **What the paper did.** Table IV compares CNN14 with earlier systems; Tables V-X ablate CNN14 (balancing and mixup, hop size, embedding size, amount of training data, sample rate, mel bins); Table XI compares 15 architectures. The numbers were read off the eval-set curves at hand-picked iterations.
 #
-# **What we do.** Each table lists the paper's value, ours and the difference for mAP, AUC and d-prime. Our value is the eval row at the iteration with the best validation mAP (or the last evaluation); our runs are matched to the paper's rows on the table's key (e.g. `hop_size`), and extra settings of a profile are appended with blank paper columns. The code that builds the tables is below, in full; `panns_core.tables` only reads the run folders and picks the evaluation that stands for each run.
+# **What we do.** Each table lists the paper's value, ours and the difference for mAP, AUC and d-prime. Our value is the eval row at the iteration with the best validation mAP (or the last evaluation); our runs are matched to the paper's rows on the table's key (e.g. `hop_size`), and extra settings of a profile are appended with blank paper columns. The code that builds the tables is below, in full; `panns_core.study.tables` only reads the run folders and picks the evaluation that stands for each run.
 #
 # **Where we differ, and why.** Short profiles ablate a smaller base model than CNN14 (the `our model` column says which) on generated data: compare directions and rankings, never absolute values. On your own data (`data_source` other than `audioset`/`generated`) the paper and difference columns are dropped: the metric columns are ours alone, and `trained on` names the training index each run read.
 
@@ -25,8 +25,9 @@ compare_to_paper = None  # None: only on AudioSet and its generated stand-in (se
 import math, os
 import pandas as pd
 from IPython.display import Markdown, display
-from panns_core import artefacts as A, paper, tables as T
-from panns_core.notebook_inputs import require_runs
+from panns_core import paper
+from panns_core.study import artefacts as A, tables as T
+from panns_core.study.notebook_inputs import require_runs
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)
 source = T.data_source_note(run_root)
@@ -45,12 +46,12 @@ for name, run in runs.items():
 
 # %% [markdown]
 # ## Findings: which of the paper's claims hold in these runs
-# Computed now from the run folders by `panns_core.findings` (the rules are printed with the table). The
+# Computed now from the run folders by `panns_core.study.findings` (the rules are printed with the table). The
 # transfer rows are filled once the transfer notebook has run: `18_findings` (after `20_transfer_task`) writes the
 # complete table to `runs/<profile>/findings.json`, and the report opens with it.
 
 # %%
-from panns_core.findings import compute_findings, findings_markdown
+from panns_core.study.findings import compute_findings, findings_markdown
 findings_path = os.path.join(run_root, "findings.json")
 display(Markdown(findings_markdown(findings_path if os.path.exists(findings_path) else compute_findings(run_root),
                                    heading="### Findings")))

@@ -29,7 +29,8 @@ with_macs = True  # also count plain multiply-accumulates (a second pass per mod
 # %%
 import pandas as pd
 from IPython.display import display
-from panns_core import artefacts as A, complexity, paper
+from panns_core import complexity, paper
+from panns_core.study import artefacts as A
 
 names = list(models) if models else [c for _, c in complexity.TABLE_XI_MODELS]
 unknown = [m for m in names if m not in paper.TABLE_XII]

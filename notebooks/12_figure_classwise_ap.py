@@ -24,8 +24,9 @@ run_name = None
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from panns_core import artefacts as A, paper, plots as P, tables as T
-from panns_core.notebook_inputs import require_runs, stop
+from panns_core import paper
+from panns_core.study import artefacts as A, plots as P, tables as T
+from panns_core.study.notebook_inputs import require_runs, stop
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)

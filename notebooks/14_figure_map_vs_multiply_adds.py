@@ -26,8 +26,9 @@ import math, os
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
-from panns_core import artefacts as A, paper, plots as P, tables as T
-from panns_core.notebook_inputs import require_runs
+from panns_core import paper
+from panns_core.study import artefacts as A, plots as P, tables as T
+from panns_core.study.notebook_inputs import require_runs
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)

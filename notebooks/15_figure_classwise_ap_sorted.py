@@ -24,8 +24,8 @@ max_systems = 3
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-from panns_core import artefacts as A, plots as P, tables as T
-from panns_core.notebook_inputs import require_runs
+from panns_core.study import artefacts as A, plots as P, tables as T
+from panns_core.study.notebook_inputs import require_runs
 P.apply_style()
 runs = T.load_runs(run_root)
 snapshot = T.read_profile_snapshot(run_root)

@@ -47,12 +47,12 @@ import seaborn as sns
 from IPython.display import display
 
 from panns_core import paper
-from panns_core.artefacts import save_figure, save_table
+from panns_core.study.artefacts import save_figure, save_table
 from panns_core.data.audioset import metadata_paths, read_class_labels, read_segments_csv, segments_targets
-from panns_core.findings import findings_frame, write_findings
+from panns_core.study.findings import findings_frame, write_findings
 from panns_core.labels import packaged_labels_path
-from panns_core.notebook_inputs import pipeline_hint, stop
-from panns_core.released_eval import PAPER_TABLES, read_results, table_rows
+from panns_core.study.notebook_inputs import pipeline_hint, stop
+from panns_core.study.released_eval import PAPER_TABLES, read_results, table_rows
 
 released_dir = os.path.join(run_root, "released")
 results = read_results(released_dir)
@@ -216,7 +216,7 @@ plt.close(fig)
 # %% [markdown]
 # ## Findings from the released checkpoints
 # `findings.json` gives each claim of the paper a verdict from the released scores where a released checkpoint
-# tests it (rule in `panns_core.findings`), and says why the others are not measured.
+# tests it (rule in `panns_core.study.findings`), and says why the others are not measured.
 
 # %%
 path = write_findings(run_root)

@@ -22,7 +22,7 @@ reference_run = None         # default: the profile's reference_run (from runs/<
 # MobileNets trade accuracy for far fewer multiply-adds, Wavegram-Logmel-CNN is best, and pretraining on AudioSet helps
 # transfer, most when the target task has few clips.
 #
-# **What we do.** `panns_core.findings` turns each claim into a comparison between runs of this profile, found by
+# **What we do.** `panns_core.study.findings` turns each claim into a comparison between runs of this profile, found by
 # their `config.json` settings (not their names), scored as the tables score them (eval mAP at the best-validation
 # iteration, all compared runs at the same budget), and gives a verdict by a stated rule: `holds` when every step of
 # the claimed order beats the seed-to-seed spread of the reference system, `does not hold` when the runs exist and a
@@ -42,7 +42,7 @@ import os
 
 import pandas as pd
 from IPython.display import Markdown
-from panns_core.findings import findings_markdown, write_findings
+from panns_core.study.findings import findings_markdown, write_findings
 
 if reference_run is None and os.path.exists(os.path.join(run_root, "profile.json")):
     with open(os.path.join(run_root, "profile.json")) as f:

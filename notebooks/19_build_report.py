@@ -27,8 +27,8 @@ label = ""
 # %%
 import os
 from IPython.display import HTML, Markdown, display
-from panns_core import report as R
-from panns_core.notebook_inputs import pipeline_hint, stop
+from panns_core.study import report as R
+from panns_core.study.notebook_inputs import pipeline_hint, stop
 if not os.path.exists(os.path.join(run_root, "manifest.json")):
     stop(f"{run_root}/manifest.json does not exist: the pipeline writes it after the table and figure notebooks "
          f"(`{pipeline_hint(profile)}`, or only the last step: `{pipeline_hint(profile)} --only manifest`)")
@@ -40,7 +40,7 @@ display(Markdown(R.header_markdown(manifest, data_source, label)))
 # (`runs/<profile>/findings.json`, written by `18_findings`).
 
 # %%
-from panns_core.findings import findings_markdown
+from panns_core.study.findings import findings_markdown
 findings_path = os.path.join(run_root, "findings.json")
 if os.path.exists(findings_path):
     display(Markdown(findings_markdown(findings_path)))
@@ -51,7 +51,7 @@ if os.path.exists(findings_path):
                                        f"(runs/{profile}/transfer/{task}/results.csv)")))
 else:
     display(Markdown("## Findings\n\nNot computed in this profile: list `18_findings` after the transfer notebooks "
-                     f"in the profile, or run `python -m panns_core.findings {run_root}`."))
+                     f"in the profile, or run `python -m panns_core.study.findings {run_root}`."))
 
 # %%
 for aid, entry in manifest["artefacts"].items():

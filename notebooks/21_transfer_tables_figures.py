@@ -31,7 +31,7 @@ figures_dir = "figures/smoke"
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from panns_core.artefacts import save_figure, save_table
+from panns_core.study.artefacts import save_figure, save_table
 from panns_core.paper import TRANSFER_TASKS
 from panns_core.transfer.fewshot import read_results, task_dir
 from panns_core.transfer.report import fewshot_figure  # shared with 18_findings

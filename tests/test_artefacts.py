@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from panns_core import artefacts  # noqa: E402
+from panns_core.study import artefacts  # noqa: E402
 
 
 def _table():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from panns_core import findings as F
+from panns_core.study import findings as F
 
 
 def _run(root, name, *, final_map, seed=1234, iterations=100, val=None, **config):

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from panns_core import codegraph
+from panns_core.study import codegraph
 
 def test_panns_core_has_no_import_cycle():
     cycles = codegraph.find_cycles(codegraph.import_graph())

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from panns_core import pipeline
+from panns_core.study import pipeline
 from tiny_pipeline import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import yaml
 
 from panns_core.data.__main__ import main as data_main
 from panns_core.data.synthetic import generate_corpus
-from panns_core.pipeline import Pipeline, load_profile
+from panns_core.study.pipeline import Pipeline, load_profile
 
 
 def test_profile_on_a_packed_copy_uses_it_as_it_is(tmp_path, capfd):

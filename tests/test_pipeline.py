@@ -14,8 +14,8 @@ import nbformat
 import pytest
 import yaml
 
-from panns_core import artefacts, notebook_roles, pipeline
-from panns_core.pipeline import Pipeline, ProfileError, load_profile
+from panns_core.study import artefacts, notebook_roles, pipeline
+from panns_core.study.pipeline import Pipeline, ProfileError, load_profile
 from tiny_pipeline import tiny_run
 
 # --------------------------------------------------------------------------- profiles and stages
@@ -383,7 +383,7 @@ def test_stages_follow_the_roles_table_not_file_numbers(tmp_path, monkeypatch):
     owners = artefacts.ARTEFACT_OWNERS
     assert owners == notebook_roles.artefact_owners() and list(owners) == [
         i for i in artefacts.ARTEFACT_IDS if i in owners]
-    with pytest.raises(ProfileError, match="'99_unlisted' has no row in panns_core/notebook_roles.py"):
+    with pytest.raises(ProfileError, match="'99_unlisted' has no row in panns_core/study/notebook_roles.py"):
         pipeline.derive_stages(load_profile(small_profile(tmp_path, notebooks=["99_unlisted"])))
 
 
@@ -398,13 +398,13 @@ def test_package_code_hash_covers_the_modules_a_notebook_imports(tmp_path):
     pkg = _write_fake_package(tmp_path, {
         "panns_core/__init__.py": "",
         "panns_core/metrics.py": "def ap():\n    return 1\n",
-        "panns_core/tables.py": "def table():\n    from panns_core.metrics import ap\n    return ap()\n",
-        "panns_core/plots.py": "import numpy\n",
+        "panns_core/study/tables.py": "def table():\n    from panns_core.metrics import ap\n    return ap()\n",
+        "panns_core/study/plots.py": "import numpy\n",
     })
-    uses_metrics = "%matplotlib inline\0from panns_core.tables import table\0table()"  # magics are skipped
+    uses_metrics = "%matplotlib inline\0from panns_core.study.tables import table\0table()"  # magics are skipped
     no_metrics = "from panns_core import plots"
     assert pipeline.package_modules_of_notebook(uses_metrics, package_dir=pkg) == {
-        "panns_core", "panns_core.tables", "panns_core.metrics"}
+        "panns_core", "panns_core.study.tables", "panns_core.metrics"}
     before = (pipeline.package_code_hash(uses_metrics, package_dir=pkg),
               pipeline.package_code_hash(no_metrics, package_dir=pkg))
     (pkg / "metrics.py").write_text("def ap():\n    return 2  # the fix\n")
@@ -413,7 +413,7 @@ def test_package_code_hash_covers_the_modules_a_notebook_imports(tmp_path):
     assert after[0] != before[0] and after[1] == before[1]
     # Code that cannot be read with ast makes the hash cover the whole package.
     assert pipeline.package_modules_of_notebook("def broken(:", package_dir=pkg) == {
-        "panns_core", "panns_core.metrics", "panns_core.tables", "panns_core.plots"}
+        "panns_core", "panns_core.metrics", "panns_core.study.tables", "panns_core.study.plots"}
 
 
 @pytest.mark.parametrize("mode, reruns", [(None, ["train_a", "train_b"]), ("notebook_only", [])])

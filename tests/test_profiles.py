@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from panns_core import pipeline
+from panns_core.study import pipeline
 from panns_core.models import list_models
 from panns_core.train import TrainConfig
 

@@ -22,7 +22,7 @@ from panns_core.data.index import IndexTable
 from panns_core.data.pack import index_path, pack_dataset
 from panns_core.download import ChecksumError
 from panns_core.models import create_model
-from panns_core.released_eval import (
+from panns_core.study.released_eval import (
     UnverifiedCheckpointError, expected_seconds, rescore, rescore_all, stratified_subset, table_rows,
 )
 

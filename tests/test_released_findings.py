@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from panns_core import findings
-from panns_core.released_eval import load_registry, read_results
+from panns_core.study import findings
+from panns_core.study.released_eval import load_registry, read_results
 
 SHA = "ab" * 32
 

@@ -24,10 +24,10 @@ import soundfile as sf
 import yaml
 from test_released_eval import RECORD, ZenodoLike, official_checkpoint
 
-from panns_core import findings
+from panns_core.study import findings
 from panns_core.data.audioset import Segment, write_segments_csv
 from panns_core.evaluate import ids_sha256
-from panns_core.pipeline import Pipeline, load_profile
+from panns_core.study.pipeline import Pipeline, load_profile
 
 RESOURCES = os.path.join(os.path.dirname(__file__), "..", "panns_core", "resources")
 LABELS = ["/m/09x0r", "/m/04rlf", "/m/0bt9lr", "/m/01b_21"]
@@ -178,7 +178,7 @@ def test_an_eval_only_packed_copy_is_used_as_it_is(tmp_path):
     """``data: {packed: PATH}`` with an eval-only copy (what the released profile needs)."""
     from test_released_eval import make_eval_set
 
-    from panns_core.stages import use_packed_copy
+    from panns_core.study.stages import use_packed_copy
 
     index = make_eval_set(tmp_path / "copy", n=4, seconds=1.0)
     os.remove(index)  # the per-file index is rebuilt; the waveform file is read as it is

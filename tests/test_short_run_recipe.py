@@ -83,7 +83,7 @@ def test_bad_recipe_values_name_the_field(tmp_path):
 
 
 def test_default_profile_budgets_and_dropped_rows():
-    from panns_core import pipeline
+    from panns_core.study import pipeline
     from panns_core.paper import TABLE_XII
 
     profile = pipeline.load_profile("default")

@@ -1,6 +1,6 @@
 """Tables and figures from run folders, on statistics fabricated here (never in the pipeline).
 
-What several notebooks share is tested through ``panns_core.tables``; each table
+What several notebooks share is tested through ``panns_core.study.tables``; each table
 and figure through the code of its owner notebook (10-15), run in-process with
 the fabricated run folder as its ``run_root`` (tests/notebook_exec.py).
 """
@@ -17,7 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from panns_core import paper, tables  # noqa: E402
+from panns_core import paper
+from panns_core.study import tables  # noqa: E402
 from panns_core.data.index import IndexTable, write_index  # noqa: E402
 from notebook_exec import run_notebook  # noqa: E402
 
@@ -292,5 +293,5 @@ def test_owner_notebook_without_runs_says_which_stage_makes_them(tmp_path, capsy
                      figures_dir=str(tmp_path / "figures"))
     assert stopped.value.code == 0
     out = capsys.readouterr().out
-    assert "run notebook 03_train_system first" in out and "python -m panns_core.pipeline --profile smoke" in out
+    assert "run notebook 03_train_system first" in out and "python -m panns_core.study --profile smoke" in out
     assert not (tmp_path / "figures").exists()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from panns_core.pipeline import Pipeline, load_profile
+from panns_core.study.pipeline import Pipeline, load_profile
 
 
 def shared_dir(tmp_path_factory):

@@ -20,7 +20,7 @@ bins, XI architectures; VII embedding size comes for free), :func:`rescore`
 A result whose checkpoint, eval set, subset and precision are unchanged is reused,
 so an interrupted run continues with the next checkpoint.
 
-    python -m panns_core.released_eval data/audioset/hdf5s/indexes/eval.h5 runs/released \\
+    python -m panns_core.study.released_eval data/audioset/hdf5s/indexes/eval.h5 runs/released \\
         [--models Cnn14 MobileNetV1] [--max-eval-clips 2000] [--precision bf16]
 """
 
@@ -362,7 +362,7 @@ def expected_seconds(results: Mapping, num_clips: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m panns_core.released_eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m panns_core.study.released_eval", description=__doc__.split("\n\n")[0])
     p.add_argument("eval_index", help="<data>/hdf5s/indexes/eval.h5")
     p.add_argument("out_dir", help="one <model>.json per checkpoint is written here")
     p.add_argument("--models", nargs="+", help="default: every released checkpoint that is a table row")

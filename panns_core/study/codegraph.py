@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 PACKAGE = "panns_core"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def package_modules(package_dir: Path = PACKAGE_DIR, package: str = PACKAGE) -> dict[str, Path]:

@@ -4,7 +4,7 @@ The figures themselves are drawn in their notebooks (``12_figure_classwise_ap``
 ... ``15_figure_classwise_ap_sorted``); what they share lives here: print sizes
 (a column is ~3.5 in, a page ~7 in), fonts that stay readable there, and the
 finishing touches (integer iteration ticks, a title, a tight layout). Notebooks
-save a figure with :func:`panns_core.artefacts.save_figure`.
+save a figure with :func:`panns_core.study.artefacts.save_figure`.
 """
 
 from __future__ import annotations

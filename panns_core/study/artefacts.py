@@ -21,7 +21,8 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from panns_core import __version__, fsutil, notebook_roles, paper
+from panns_core import __version__, fsutil, paper
+from panns_core.study import notebook_roles
 
 # ----------------------------------------------------------------------------
 # Artefact ids and the notebooks that own them
@@ -39,7 +40,7 @@ TRANSFER_IDS: tuple[str, ...] = TABLE_IDS[9:] + tuple(f"fig_{n}" for n in range(
 
 ARTEFACT_OWNERS: dict[str, str] = {i: owner for i, owner in sorted(
     notebook_roles.artefact_owners().items(), key=lambda item: ARTEFACT_IDS.index(item[0]))}
-"""Which notebook (file stem) produces each id, from :mod:`panns_core.notebook_roles`: explains missing ids."""
+"""Which notebook (file stem) produces each id, from :mod:`panns_core.study.notebook_roles`: explains missing ids."""
 
 TABLE_FORMATS = ("csv", "md", "tex")
 FIGURE_FORMATS = ("png", "pdf")

@@ -33,7 +33,7 @@ Transfer claims read ``<run_root>/transfer/<task>/results.csv`` (one row per
 strategy x shots x fold x seed): the spread there is the larger of the two
 strategies' seed-to-seed standard deviations at that number of shots.
 
-    python -m panns_core.findings runs/default          # writes runs/default/findings.json, prints the table
+    python -m panns_core.study.findings runs/default          # writes runs/default/findings.json, prints the table
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def evaluate_claim(claim: Claim, runs: dict, reference: Optional[str], spread: S
 # ---------------------------------------------------------------------------- released checkpoints
 
 RELEASED_DIR = "released"
-"""``<run_root>/released/<model>.json``: released checkpoints re-scored (:mod:`panns_core.released_eval`)."""
+"""``<run_root>/released/<model>.json``: released checkpoints re-scored (:mod:`panns_core.study.released_eval`)."""
 RELEASED_FORMAT = "panns_core.released_result/1"
 RELEASED_RULE = ("released checkpoints: a claim 'A < B' holds when mAP(B) - mAP(A) > spread, spread = 2 x the "
                  "standard error of the mean of the paired per-class AP differences (classes with positives "
@@ -645,7 +645,7 @@ def findings_markdown(source, heading: str = "## Findings") -> str:
 
 
 def main(argv=None) -> str:
-    p = argparse.ArgumentParser(prog="python -m panns_core.findings", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m panns_core.study.findings", description=__doc__.split("\n")[0])
     p.add_argument("run_root", help="runs/<profile>")
     p.add_argument("--reference", help="reference run name (default: the profile's reference_run)")
     args = p.parse_args(argv)

@@ -17,7 +17,7 @@ import platform
 import sys
 
 from panns_core import __version__
-from panns_core.artefacts import ARTEFACT_IDS
+from panns_core.study.artefacts import ARTEFACT_IDS
 
 GENERATED_LABEL = "generated-corpus results, not paper-scale numbers"
 

@@ -1,8 +1,8 @@
 """Which notebook is which pipeline stage: what it is given, what it reads, what it writes.
 
 One table, keyed by notebook stem (the file name without ``.ipynb``/``.py``), read
-by the pipeline (:mod:`panns_core.pipeline`: stage parameters and dependencies)
-and by the artefact manifest (:data:`panns_core.artefacts.ARTEFACT_OWNERS`).
+by the pipeline (:mod:`panns_core.study.pipeline`: stage parameters and dependencies)
+and by the artefact manifest (:data:`panns_core.study.artefacts.ARTEFACT_OWNERS`).
 A notebook's number orders the course; it decides nothing here. Data only (no
 ``panns_core`` imports), so anything may read it.
 
@@ -104,7 +104,7 @@ def role_of(stem: str) -> NotebookRole:
     try:
         return NOTEBOOK_ROLES[stem]
     except KeyError:
-        raise KeyError(f"notebook {stem!r} has no row in panns_core/notebook_roles.py (NOTEBOOK_ROLES); "
+        raise KeyError(f"notebook {stem!r} has no row in panns_core/study/notebook_roles.py (NOTEBOOK_ROLES); "
                        f"notebooks with a role: {', '.join(NOTEBOOK_ROLES)}") from None
 
 

@@ -1,6 +1,6 @@
 """Papermill orchestration: one command reruns the study from a profile.
 
-``python -m panns_core.pipeline --profile smoke`` derives a list of stages from a
+``python -m panns_core.study --profile smoke`` derives a list of stages from a
 profile (data, one training stage per run line, evaluation, table/figure
 notebooks, transfer, inference, manifest, report), executes each stage's
 notebook with papermill into ``runs/<profile>/notebooks/<NN>_<stage>.ipynb``
@@ -45,8 +45,8 @@ from typing import Callable, Sequence
 import yaml
 
 from panns_core import __version__
-from panns_core.artefacts import ARTEFACT_IDS, ARTEFACT_OWNERS, build_manifest, write_json
-from panns_core.notebook_roles import role_of, stems_with_role
+from panns_core.study.artefacts import ARTEFACT_IDS, ARTEFACT_OWNERS, build_manifest, write_json
+from panns_core.study.notebook_roles import role_of, stems_with_role
 
 # ----------------------------------------------------------------------------
 # Profiles
@@ -236,7 +236,7 @@ class Stage:
     name: str
     notebook: str | None  # notebook stem; None for the manifest step
     parameters: dict
-    role: str = ""        # the notebook's role (panns_core.notebook_roles), or "manifest"
+    role: str = ""        # the notebook's role (panns_core.study.notebook_roles), or "manifest"
     deps: list[str] = field(default_factory=list)        # must have completed
     soft_deps: list[str] = field(default_factory=list)   # read if present (tables read the runs that exist)
     outputs: list[str] = field(default_factory=list)     # paths (relative to root) that must exist
@@ -270,7 +270,7 @@ def _data_parameters(profile: dict) -> dict:
 def compare_to_paper(profile: dict) -> bool:
     """Whether tables show the paper's columns: the profile's ``compare_to_paper``, else only on
     AudioSet and its generated stand-in (whose paper columns are labelled as not comparable)."""
-    from panns_core.tables import compare_to_paper_default
+    from panns_core.study.tables import compare_to_paper_default
 
     return bool(profile.get("compare_to_paper", compare_to_paper_default(profile["data_source"])))
 
@@ -289,7 +289,7 @@ def derive_stages(profile: dict) -> list[Stage]:
     """The ordered stage list of a profile.
 
     What each notebook is given and waits for comes from its row in
-    :data:`panns_core.notebook_roles.NOTEBOOK_ROLES`. The training notebook
+    :data:`panns_core.study.notebook_roles.NOTEBOOK_ROLES`. The training notebook
     expands to one stage per run line (``train_<run>``), so adding an ablation
     to a profile is one line and reruns only that run and the tables that read it.
     """
@@ -423,7 +423,7 @@ def package_modules_of_notebook(code: str, graph: dict | None = None, package_di
     A cell that is not valid Python even without magics makes the answer the
     whole package: a fingerprint may cover too much, never too little.
     """
-    from panns_core import codegraph
+    from panns_core.study import codegraph
 
     package_dir = package_dir or codegraph.PACKAGE_DIR
     cells = [_cell_imports_source(cell) for cell in code.split("\0")]
@@ -435,10 +435,10 @@ def package_modules_of_notebook(code: str, graph: dict | None = None, package_di
 def package_code_hash(code: str, graph: dict | None = None, package_dir=None) -> str:
     """sha256 over the sources of the package modules the notebook code reaches.
 
-    ``graph`` is :func:`panns_core.codegraph.import_graph` of ``package_dir``
+    ``graph`` is :func:`panns_core.study.codegraph.import_graph` of ``package_dir``
     (default: this package), read once per pipeline run.
     """
-    from panns_core import codegraph
+    from panns_core.study import codegraph
 
     package_dir = package_dir or codegraph.PACKAGE_DIR
     return codegraph.source_hash(package_modules_of_notebook(code, graph, package_dir), package_dir)
@@ -492,7 +492,7 @@ def read_stage_record(run_root: str, name: str) -> dict | None:
 
 def default_notebooks_dir() -> Path:
     """``notebooks/`` of the source tree this package was imported from."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -811,7 +811,7 @@ class Pipeline:
         package_hash = None
         if fingerprint_code_mode(self.profile, stage) == "package":
             if self._graph is None:
-                from panns_core.codegraph import import_graph
+                from panns_core.study.codegraph import import_graph
 
                 self._graph = import_graph()
             package_hash = package_code_hash(notebook_code(str(nb_path)), self._graph)
@@ -870,7 +870,7 @@ class Pipeline:
                                      **({"threads": self.threads} if self.threads else {}))
             cpu_s = usage.get("cpu_s") if isinstance(usage, dict) else None
             if stage.name == "build_report":
-                from panns_core.report import notebook_to_html
+                from panns_core.study.report import notebook_to_html
 
                 notebook_to_html(out, os.path.join(self.run_root, "report.html"))
             missing = [p for p in stage.outputs if not os.path.exists(os.path.join(self.root, p))]
@@ -987,7 +987,7 @@ def run_pipeline(profile: str = DEFAULT_PROFILE, *, root: str = ".", force: bool
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m panns_core.pipeline",
+        prog="python -m panns_core.study",
         description="Rerun the PANNs study: execute the notebooks of a profile with papermill.")
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help=f"packaged profile name ({', '.join(list_profiles())}) or a path to a YAML copy")

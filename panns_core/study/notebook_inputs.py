@@ -32,7 +32,7 @@ def _in_kernel() -> bool:
 
 
 def pipeline_hint(profile: str) -> str:
-    return f"python -m panns_core.pipeline --profile {profile}"
+    return f"python -m panns_core.study --profile {profile}"
 
 
 def stop(message: str) -> None:

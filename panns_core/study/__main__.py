@@ -1,0 +1,7 @@
+"""``python -m panns_core.study --profile NAME``: run the study of a profile."""
+
+import sys
+
+from panns_core.study.pipeline import main
+
+sys.exit(main())
