@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from panns_core import distributed as D
 from panns_core.evaluate import evaluate
-from panns_core.fsutil import atomic_path
+from panns_core.fsutil import atomic_path, exclusive_lock
 from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
 from panns_core.precision import PRECISIONS
 from panns_core.runtime import MODEL_OVERRIDES, TensorCollate, ids_sha256
@@ -515,9 +516,31 @@ def start_run(config: TrainConfig, data: Optional[RunData] = None) -> RunContext
     if selection not in data.eval_tables:
         selection = None
     eval_sha = {s: ids_sha256(t.audio_names) for s, t in data.eval_tables.items()}
+    if dist.is_main:
+        hold_run_folder(config.run_dir)
     run = RunContext(config, device, dist, data, selection, eval_sha)
     run.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     return run
+
+
+_held_run_folders: dict = {}  # absolute run folder -> ExitStack holding its lock
+
+
+def hold_run_folder(run_dir: str) -> None:
+    """Lock ``<run_dir>/.lock`` for this process: a second trainer of the same run folder stops with a
+    sentence naming this one (host, pid, since when) instead of writing ``latest.pt`` beside it."""
+    key = os.path.abspath(run_dir)
+    if key in _held_run_folders:  # this process already trains it (a notebook cell run again)
+        return
+    stack = contextlib.ExitStack()
+    stack.enter_context(exclusive_lock(os.path.join(key, ".lock"), f"run folder {run_dir}"))
+    _held_run_folders[key] = stack
+
+
+def release_run_folders(keep=()) -> None:
+    """Release the run-folder locks this process holds (except ``keep``); a process's exit releases them too."""
+    for key in [k for k in _held_run_folders if k not in keep]:
+        _held_run_folders.pop(key).close()
 
 
 def resume(run: RunContext, *, model, optimizer, scaler, sampler, mixup=None) -> Optional[dict]:
@@ -871,10 +894,12 @@ def run_loop(config: TrainConfig, data: Optional[RunData] = None,
 
     path = loop_notebook_path()
     _handed_over.append((config, data, model_factory))
+    held_before = set(_held_run_folders)
     try:
         return runpy.run_path(str(path), run_name="__main__")
     finally:
         _handed_over.pop()
+        release_run_folders(keep=held_before)
 
 
 def train(config: TrainConfig, data: Optional[RunData] = None, model_factory: Optional[Callable] = None) -> str:

@@ -272,3 +272,29 @@ def test_progress_lines_say_iteration_loss_rate_and_time_left(tmp_path, capsys):
     assert [l.split(",")[0] for l in lines] == [f"{PROGRESS_PREFIX}iteration {i}/4 ({25 * i:.1f} %)" for i in (1, 2, 3, 4)]
     loss = float(lines[0].split("loss ")[1].split(",")[0])
     assert loss > 0 and "clips/s" in lines[0] and "ETA " in lines[0]
+
+
+def test_a_second_trainer_of_one_run_folder_stops_naming_the_first(tmp_path):
+    import subprocess
+    import sys
+
+    from panns_core.fsutil import LockHeld
+    from panns_core.train import hold_run_folder, release_run_folders
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from panns_core.train import hold_run_folder; hold_run_folder(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(60)"), str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld, match=rf"run folder {run} is being written by pid {holder.pid} on host "):
+            train(tiny_config(run), data=in_memory_data())
+        assert not (run / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The killed holder leaves no lock behind: the run trains, and the same process may train it again.
+    train(tiny_config(run, iterations=3), data=in_memory_data())
+    train(tiny_config(run, iterations=6), data=in_memory_data())
+    hold_run_folder(str(run))
+    release_run_folders()
