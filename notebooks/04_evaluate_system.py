@@ -17,6 +17,7 @@ checkpoint = "best"
 split = "eval"
 max_clips = None
 batch_size = 32
+device = "cpu"  # "cuda" on a GPU box (the pipeline passes the profile's train.device)
 
 # %% [markdown]
 # # 04 · Evaluate a trained system
@@ -40,9 +41,9 @@ if not os.path.exists(os.path.join(run_root, "train", run_name, "checkpoints", f
 run = T.load_run(os.path.join(run_root, "train", run_name))
 ckpt = os.path.join(run.path, "checkpoints", f"{checkpoint}.pt")
 classes_num = run.config["run_info"]["classes_num"]
-model = build_model(ckpt, None, classes_num, {})
+model = build_model(ckpt, None, classes_num, {}).to(device)
 index = os.path.join(data_root, "hdf5s", "indexes", f"{split}.h5")
-result = evaluate(model, index, batch_size=batch_size, max_clips=max_clips,
+result = evaluate(model, index, batch_size=batch_size, max_clips=max_clips, device=device,
                   resample_mode=run.config.get("resample_mode", "antialias"))
 out = summary(result)
 out.update(run=run_name, checkpoint=ckpt, split=split, index=index)

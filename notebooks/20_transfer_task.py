@@ -21,6 +21,7 @@ seeds = [0]
 iterations = 2               # optimiser steps for scratch / fine-tune
 head_iterations = 40         # steps of the frozen-embedding heads
 batch_size = 4
+device = "cpu"               # "cuda" on a GPU box (the pipeline passes the profile's train.device)
 learning_rate = 1e-4
 head_learning_rate = 1e-3
 spec_augment = "official"    # SpecAugment of trained backbones: "official" (64-frame stripes), "scaled" (to the clip), "off"
@@ -81,7 +82,7 @@ cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_override
                      iterations=iterations, head_iterations=head_iterations, batch_size=batch_size,
                      learning_rate=learning_rate, head_learning_rate=head_learning_rate,
                      clip_seconds=clip_seconds, segment_seconds=segment_seconds, spec_augment=spec_augment,
-                     pad=pad)
+                     pad=pad, device=device)
 print(task_list, cfg)
 
 # %%

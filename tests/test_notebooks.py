@@ -1,7 +1,7 @@
 """Every notebook in notebooks/ is executed by papermill with tiny parameters.
 
 The executions are those of the tiny profile's end-to-end run (shared with
-test_pipeline.py, see tests/tiny_pipeline.py): a notebook that the tiny profile
+test_study_workflow.py, see tests/tiny_pipeline.py): a notebook that the tiny profile
 does not execute fails here, so a new notebook cannot slip in untested.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from panns_core.study import pipeline
+from panns_core.study import jobs
+from panns_core.study.profiles import declared_parameters
 from tiny_pipeline import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def test_notebook_conventions(stem):
     nb = nbformat.read(str(REPO / "notebooks" / f"{stem}.ipynb"), as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "code" and "parameters" in first.metadata.get("tags", [])
-    assert COMMON <= pipeline.declared_parameters(str(REPO / "notebooks" / f"{stem}.ipynb"))
+    assert COMMON <= declared_parameters(str(REPO / "notebooks" / f"{stem}.ipynb"))
     assert nb.cells[1].cell_type == "markdown"
     text = " ".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
     assert "what the paper did" in text and "what we do" in text and "where we differ" in text
@@ -57,16 +58,16 @@ EXECUTED_ELSEWHERE = {
 def test_notebook_executes_with_tiny_parameters(tiny, stem):
     if stem in EXECUTED_ELSEWHERE:
         pytest.skip(f"executed end to end by {EXECUTED_ELSEWHERE[stem]}")
-    root, p, _, log = tiny
-    stages = [s for s in p.stages if s.notebook == stem]
+    root, result, _, log = tiny
+    stages = [s for s in result.plan["stages"] if s["notebook"] == stem]
     assert stages, f"{stem} is not executed by the tiny profile: add it to panns_core/profiles/tiny.yaml"
     for stage in stages:
-        rec = json.loads((root / "runs" / "tiny" / "stages" / f"{stage.name}.json").read_text())
-        assert rec["status"] == "completed", f"{stage.name}: {rec.get('error')}"
-        executed = nbformat.read(stage.output_notebook(str(root / "runs" / "tiny")), as_version=4)
+        rec = json.loads((root / "runs" / "tiny" / "stages" / f"{stage['name']}.json").read_text())
+        assert rec["status"] == "completed", f"{stage['name']}: {rec.get('error')}"
+        executed = nbformat.read(jobs.output_notebook(str(root / "runs" / "tiny"), stage), as_version=4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and "run_root = \"runs/tiny\"" in injected[0].source
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, f"{stem}: {errors[0]['ename']}: {errors[0]['evalue']}"
-        assert os.path.getsize(stage.output_notebook(str(root / "runs" / "tiny"))) > 0
+        assert os.path.getsize(jobs.output_notebook(str(root / "runs" / "tiny"), stage)) > 0

@@ -14,7 +14,7 @@ import yaml
 
 from panns_core.data.__main__ import main as data_main
 from panns_core.data.synthetic import generate_corpus
-from panns_core.study.pipeline import Pipeline, load_profile
+from panns_core.study.workflow import run_study
 
 
 def test_profile_on_a_packed_copy_uses_it_as_it_is(tmp_path, capfd):
@@ -38,8 +38,7 @@ def test_profile_on_a_packed_copy_uses_it_as_it_is(tmp_path, capfd):
     path.write_text(yaml.safe_dump(profile))
     log = []
     root = tmp_path / "project"
-    p = Pipeline(load_profile(str(path)), root=str(root), log=log.append)
-    assert p.run(), log
+    assert run_study(str(path), root=str(root), log=log.append).ok, log
     assert "without encryption" not in capfd.readouterr().err  # kernels talk over local IPC sockets, not TCP
 
     # The packed waveform files were read, never rewritten; the missing indexes were built beside them.

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from panns_core.study import pipeline
+from panns_core.study.profiles import declared_parameters, derive_stages, load_profile
 from panns_core.models import list_models
 from panns_core.train import TrainConfig
 
@@ -18,13 +18,13 @@ NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 @pytest.mark.parametrize("name", ["smoke", "full", "tiny", "default"])
 def test_profile_stages_match_their_notebooks_and_configs(name):
-    profile = pipeline.load_profile(name)
-    stages = pipeline.derive_stages(profile)
+    profile = load_profile(name)
+    stages = derive_stages(profile)
     assert stages[-2].name == "manifest" and stages[-1].name == "build_report"
     for stage in stages:
         if not stage.notebook:
             continue
-        declared = pipeline.declared_parameters(os.path.join(NOTEBOOKS, f"{stage.notebook}.ipynb"))
+        declared = declared_parameters(os.path.join(NOTEBOOKS, f"{stage.notebook}.ipynb"))
         assert set(stage.parameters) <= declared, (stage.name, set(stage.parameters) - declared)
         config = stage.parameters.get("config")
         if stage.name.startswith("train_"):
@@ -36,7 +36,7 @@ def test_profile_stages_match_their_notebooks_and_configs(name):
 
 
 def test_smoke_exercises_every_ablation_axis_and_full_has_every_paper_run():
-    smoke, full = pipeline.load_profile("smoke"), pipeline.load_profile("full")
+    smoke, full = load_profile("smoke"), load_profile("full")
     groups = {"architectures", "balancing_augmentation", "hop_size", "embedding_size",
               "data_amount", "sample_rate", "mel_bins"}
     for profile in (smoke, full):

@@ -27,7 +27,8 @@ from test_released_eval import RECORD, ZenodoLike, official_checkpoint
 from panns_core.study import findings
 from panns_core.data.audioset import Segment, write_segments_csv
 from panns_core.evaluate import ids_sha256
-from panns_core.study.pipeline import Pipeline, load_profile
+from panns_core.study.profiles import load_profile
+from panns_core.study.workflow import run_study
 
 RESOURCES = os.path.join(os.path.dirname(__file__), "..", "panns_core", "resources")
 LABELS = ["/m/09x0r", "/m/04rlf", "/m/0bt9lr", "/m/01b_21"]
@@ -114,9 +115,8 @@ def released_fixture_profile(tmp_path, base):
 def test_released_profile_end_to_end(tmp_path, zenodo):
     packed_ids = make_mirror_and_metadata(tmp_path)
     log = []
-    pipeline = Pipeline(load_profile(str(released_fixture_profile(tmp_path, zenodo))), root=str(tmp_path),
-                        log=log.append)
-    assert pipeline.run(), "\n".join(log)
+    assert run_study(str(released_fixture_profile(tmp_path, zenodo)), root=str(tmp_path), log=log.append).ok, \
+        "\n".join(log)
     run_root, figures = tmp_path / "runs" / "released", tmp_path / "figures" / "released"
 
     # every checkpoint was downloaded from the Zenodo stand-in, verified by its published md5, and scored

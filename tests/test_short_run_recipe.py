@@ -83,10 +83,10 @@ def test_bad_recipe_values_name_the_field(tmp_path):
 
 
 def test_default_profile_budgets_and_dropped_rows():
-    from panns_core.study import pipeline
     from panns_core.paper import TABLE_XII
+    from panns_core.study.profiles import load_profile
 
-    profile = pipeline.load_profile("default")
+    profile = load_profile("default")
     runs, train_defaults = profile["runs"], profile["train"]
     budget = train_defaults["iterations"]
     ref = runs[profile["reference_run"]]

@@ -1,8 +1,8 @@
-"""One end-to-end run of the tiny profile, shared by test_pipeline.py and test_notebooks.py.
+"""One end-to-end run of the tiny profile, shared by the tests that read its executed notebooks.
 
-Under pytest-xdist both files may ask for it from different workers; a file lock
-makes the second caller wait, and the pipeline's own up-to-date check then
-makes its run a no-op, so the notebooks are executed once per test session.
+Under pytest-xdist several files may ask for it from different workers; a file lock
+makes the second caller wait, and Snakemake's up-to-date check then makes its run a
+no-op, so the notebooks are executed once per test session.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from panns_core.study.pipeline import Pipeline, load_profile
+from panns_core.study.workflow import run_study
 
 
 def shared_dir(tmp_path_factory):
@@ -19,15 +19,14 @@ def shared_dir(tmp_path_factory):
 
 
 def tiny_run(tmp_path_factory):
-    """(root, pipeline, ok, log lines) of the tiny profile run in a session-shared folder."""
+    """(root, StudyResult, ok, log lines) of the tiny profile run in a session-shared folder."""
     shared = shared_dir(tmp_path_factory)
     root = shared / "tiny_pipeline"
     log: list[str] = []
     with open(shared / "tiny_pipeline.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            pipeline = Pipeline(load_profile("tiny"), root=str(root), log=log.append)
-            ok = pipeline.run()
+            result = run_study("tiny", root=str(root), log=log.append)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    return root, pipeline, ok, log
+    return root, result, result.ok, log

@@ -2,6 +2,6 @@
 
 import sys
 
-from panns_core.study.pipeline import main
+from panns_core.study.workflow import main
 
 sys.exit(main())

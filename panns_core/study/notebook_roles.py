@@ -20,12 +20,13 @@ ROLES = ("environment", "acquire", "pack", "teaching", "train", "evaluate", "rel
 
 DATA_ROLES = ("acquire", "pack")
 
-PARAMETER_GROUPS = ("data", "generate", "acquire", "pack", "packed", "compare", "run_name")
+PARAMETER_GROUPS = ("data", "generate", "acquire", "pack", "packed", "compare", "run_name", "device")
 """Profile sections a role is given besides the common ``profile``/``run_root``/``figures_dir``:
 ``data`` = ``data_root`` + ``data_source``; ``generate``/``acquire``/``pack`` = that
 ``data.<key>`` mapping; ``packed`` = whether ``data.packed`` names an already packed copy (the data
 stages then only verify it and build missing indexes); ``compare`` = ``compare_to_paper`` (paper columns
-in the tables); ``run_name`` = the profile's ``reference_run`` (the run to evaluate)."""
+in the tables); ``run_name`` = the profile's ``reference_run`` (the run to evaluate); ``device`` = the profile's
+``train.device`` (evaluation and transfer compute where training does)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     # One stage per run line of the profile (train_<run>).
     NotebookRole("03_train_system", "train", parameters=("data",), reads=DATA_ROLES, writes=("train/{run}/",)),
     # Its own run's training stage is a dependency too (see pipeline.derive_stages).
-    NotebookRole("04_evaluate_system", "evaluate", parameters=("data", "run_name"), reads=DATA_ROLES,
+    NotebookRole("04_evaluate_system", "evaluate", parameters=("data", "run_name", "device"), reads=DATA_ROLES,
                  writes=("evaluate/",)),
     # The released profile: score the released checkpoints on the packed eval set (no training).
     NotebookRole("08_score_released_checkpoints", "released", parameters=("data",), reads=DATA_ROLES,
@@ -88,7 +89,7 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     NotebookRole("19_build_report", "report", writes=("report.html",)),
     # A backbone checkpoint named in its parameters makes that training stage a dependency.
     # In the released profile it reads the checkpoint the released stage downloaded and verified.
-    NotebookRole("20_transfer_task", "transfer", reads_if_present=("released",), writes=("transfer/",)),
+    NotebookRole("20_transfer_task", "transfer", parameters=("device",), reads_if_present=("released",), writes=("transfer/",)),
     NotebookRole("21_transfer_tables_figures", "transfer_artefacts", reads_if_present=("transfer",),
                  produces=_TRANSFER),
     # The paper's claims -> verdicts from every run and transfer result of the profile (list it after
