@@ -437,7 +437,9 @@ def acquire_split_hf(data_root: str, split: str, *, hf_repo: str = HF_REPO, hf_d
     progress_path = os.path.join(out_dir, "hf_progress.json")
     state = _load_progress(progress_path, source)
     log = FailureLog(os.path.join(out_dir, "failures.csv"))
-    workers = default_workers() if workers is None else workers
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0 (0 decodes in this process), got {workers}")
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 0 else None
     run = _SplitRun(out_dir, segments, log, state, pool, hf_repo)
     bad_shards = {}
@@ -450,7 +452,7 @@ def acquire_split_hf(data_root: str, split: str, *, hf_repo: str = HF_REPO, hf_d
                 bad_shards[name] = problem
                 log.note(name, "bad_shard", f"{hf_repo} {problem}; skipped (a rerun tries it again)")
                 if progress:
-                    print(f"{split}: shard {name} skipped: {problem}", flush=True)
+                    print(f"{split}: shard skipped: {problem}", flush=True)
                 continue
             log.clear_note(name, "bad_shard")
             state["done_shards"].append(name)
