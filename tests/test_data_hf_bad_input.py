@@ -5,7 +5,7 @@ FLAC: each is recorded in failures.csv with where it is and why, and the run goe
 
 import csv
 import errno
-import io
+import json
 import os
 
 import numpy as np
@@ -277,8 +277,6 @@ def test_pack_flags_a_clip_longer_than_its_segment(tmp_path):
     sf.write(os.path.join(audios(root), f"Y{B}.wav"), np.zeros(60 * SR, np.float32), SR)
     res = pack_dataset(root, splits=("eval",), sample_rate=SR)["eval.h5"]
     assert res.packed == 2 and res.long == 1
-    import json
-
     manifest = json.load(open(res.manifest_path))
     assert manifest["long_clips"] == [{"audio_name": f"Y{B}.wav", "seconds": 60.0, "expected_seconds": 10.0}]
 
