@@ -473,9 +473,9 @@ def acquire_split_hf(data_root: str, split: str, *, hf_repo: str = HF_REPO, hf_d
 
     done = set(state["done_shards"])
     names = {os.path.basename(s) for s in shards}
-    if todo and len(bad_shards) == len(todo) and not done & names:
+    if len(bad_shards) == len(shards):  # every shard tried, none readable: not a mirror of this split
         first = sorted(bad_shards)[0]
-        raise MirrorError(f"none of the {len(todo)} shard(s) of {split} could be read (listed in "
+        raise MirrorError(f"none of the {len(shards)} shard(s) of {split} could be read (listed in "
                           f"{os.path.join(out_dir, 'failures.csv')}); {bad_shards[first]}")
     complete = names <= done
     if complete:
