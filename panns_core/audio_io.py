@@ -16,8 +16,10 @@ place that does this:
    decoder said.
 
 Empty or non-finite audio is also an :class:`AudioReadError`, never a silent zero
-clip, and so is a WAV file whose data chunk is shorter than its header says (a cut
-download or copy): such a file would otherwise be zero-padded into a "good" clip.
+clip, and so is a file that decodes to fewer frames than its header declares (a cut
+download or copy; :mod:`panns_core.audio_headers` reads what WAV, AIFF, FLAC, MP3,
+Ogg, CAF, M4A, WebM ... declare): such a file would otherwise be padded into a
+"good" clip.
 Every :class:`AudioReadError` carries a short ``kind`` (:data:`FAILURE_KINDS`), so a
 batch job (packing, transfer, inference) can record *why* a file was skipped.
 
@@ -138,48 +140,28 @@ def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
     return to_mono(audio), int(sr)
 
 
-def wav_declared_frames(path: str) -> int | None:
-    """Frames the ``data`` chunk of a RIFF/WAVE file claims to hold, or None.
+def _check_complete(path: str, decoded_frames: int, sample_rate: int, ffmpeg_seconds: float | None = None) -> None:
+    """Raise ``truncated`` when fewer frames decoded than the file's header declares (or an Ogg stream is cut).
 
-    libsndfile silently clamps a WAV's frame count to the bytes present, so a file
-    cut in half reads as a shorter, valid clip; the header still says how long it
-    should be. None when the file is not a plain RIFF WAV or the size is unknown
-    (streaming writers put 0 or 0xFFFFFFFF there; RF64 keeps it elsewhere).
+    The declaration comes from :mod:`panns_core.audio_headers` (WAV, Wave64, AIFF,
+    AU, CAF, FLAC, MP3 with a Xing header), else from the container duration ffmpeg
+    reported while decoding (``ffmpeg_seconds``: M4A, WebM ...).
     """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            block_align = None
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-                if cid == b"fmt ":
-                    fmt = f.read(size)
-                    if len(fmt) < 14:
-                        return None
-                    block_align = int.from_bytes(fmt[12:14], "little")
-                    f.seek(size % 2, os.SEEK_CUR)
-                elif cid == b"data":
-                    if not block_align or size in (0, 0xFFFFFFFF):
-                        return None
-                    return size // block_align
-                else:
-                    f.seek(size + size % 2, os.SEEK_CUR)
-    except OSError:
-        return None
+    from panns_core.audio_headers import DeclaredLength, declared_length, ogg_incomplete
 
-
-def _check_complete(path: str, decoded_frames: int) -> None:
-    declared = wav_declared_frames(path)
-    if declared is not None and decoded_frames < declared:
+    declared = declared_length(path)
+    if declared is None and ffmpeg_seconds is not None:
+        declared = DeclaredLength(int(round(ffmpeg_seconds * sample_rate)), "the container (as ffmpeg reads it)",
+                                  exact=False)
+    if declared is not None and declared.missing(decoded_frames, sample_rate):
         raise AudioReadError(
-            path, f"truncated: the WAV header declares {declared} frames but only {decoded_frames} are "
-                  f"present ({decoded_frames / declared:.0%}); the file was cut short (re-download or re-copy it)",
-            "truncated")
+            path, f"truncated: {declared.header} declares {declared.frames} frames but only {decoded_frames} "
+                  f"decode ({decoded_frames / declared.frames:.0%}); the file was cut short (re-download or "
+                  f"re-copy it)", "truncated")
+    cut = ogg_incomplete(path)
+    if cut:
+        raise AudioReadError(path, f"truncated: {cut}; the file was cut short (re-download or re-copy it)",
+                             "truncated")
 
 
 def read_native_int16(path, sample_rate: int) -> np.ndarray | None:
@@ -199,7 +181,7 @@ def read_native_int16(path, sample_rate: int) -> np.ndarray | None:
         audio = sf.read(path, dtype="int16")[0]
     except (sf.LibsndfileError, RuntimeError):
         return None
-    _check_complete(path, len(audio))
+    _check_complete(path, len(audio), info.samplerate)
     if audio.size == 0:
         raise AudioReadError(path, "the file decodes to 0 samples (empty audio)", "empty")
     return audio
@@ -215,26 +197,42 @@ def ffmpeg_executable() -> str | None:
         return None
 
 
-def _read_ffmpeg(path: str) -> tuple[np.ndarray, int]:
+def _read_ffmpeg(path: str) -> tuple[np.ndarray, int, float | None]:
     """Decode with ffmpeg to a temporary float WAV, keeping the file's channels and rate.
 
     Channels and rate are kept so that downmixing (plain average) and resampling
     (soxr) are the same as for files libsndfile reads; ffmpeg's own ``-ac 1``
-    downmix is not a plain average.
+    downmix is not a plain average. Also returns the duration the input's
+    container declares (None if it declares none), from ffmpeg's report.
     """
+    from panns_core.audio_headers import ffmpeg_declared_seconds
+
     exe = ffmpeg_executable()
     if exe is None:
         raise RuntimeError("ffmpeg is not available (pip install imageio-ffmpeg)")
     with tempfile.TemporaryDirectory(prefix="panns_decode_") as tmp:
         out = os.path.join(tmp, "decoded.wav")
-        cmd = [exe, "-nostdin", "-v", "error", "-i", path, "-vn", "-map", "0:a:0",
+        # "-v info" for the input's "Duration:" line (what the container declares).
+        cmd = [exe, "-nostdin", "-hide_banner", "-nostats", "-v", "info", "-i", path, "-vn", "-map", "0:a:0",
                "-acodec", "pcm_f32le", "-rf64", "auto", "-f", "wav", out]
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               timeout=FFMPEG_TIMEOUT_S, check=False)
+        report = proc.stderr.decode("utf-8", "replace")
         if proc.returncode != 0:
-            lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            lines = report.strip().splitlines()
             raise RuntimeError(f"ffmpeg exit {proc.returncode}: {lines[-1] if lines else 'no message'}")
-        return _read_soundfile(out)
+        audio, sr = _read_soundfile(out)
+        return audio, sr, ffmpeg_declared_seconds(report)
+
+
+def _check_ogg_cut(path: str, undecodable: AudioReadError) -> None:
+    """Name a cut Ogg file as truncated rather than as undecodable."""
+    from panns_core.audio_headers import ogg_incomplete
+
+    cut = ogg_incomplete(path)
+    if cut:
+        raise AudioReadError(path, f"truncated: {cut}; the file was cut short (re-download or re-copy it); "
+                                   f"{undecodable.reason}", "truncated") from None
 
 
 def _validate(path: str, audio: np.ndarray) -> np.ndarray:
@@ -250,8 +248,9 @@ def load_audio(path, sample_rate: int, *, use_ffmpeg: bool = True) -> np.ndarray
 
     Raises :class:`AudioReadError` (a ``ValueError``) naming the file when it is
     missing (``kind`` ``missing``; a broken symlink too), not a file, 0 bytes
-    (``empty``), unreadable by every decoder (``decode``), shorter than its WAV
-    header declares (``truncated``) or contains non-finite samples (``nonfinite``).
+    (``empty``), unreadable by every decoder (``decode``), shorter than its header
+    declares or an Ogg stream without its end (``truncated``), or contains
+    non-finite samples (``nonfinite``).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -263,20 +262,25 @@ def load_audio(path, sample_rate: int, *, use_ffmpeg: bool = True) -> np.ndarray
         raise AudioReadError(path, "is a directory, not an audio file", "not_a_file")
     if os.path.getsize(path) == 0:
         raise AudioReadError(path, "file is empty (0 bytes)", "empty")
+    ffmpeg_seconds = None
     try:
         audio, sr = _read_soundfile(path)
     except ImportError:  # a broken installation (e.g. soundfile without cffi), not a bad file
         raise
     except Exception as sf_error:  # noqa: BLE001 - any libsndfile failure goes to ffmpeg
-        if not use_ffmpeg:
-            raise AudioReadError(path, f"cannot decode ({sf_error})", "decode") from None
         try:
-            audio, sr = _read_ffmpeg(path)
-        except Exception as ff_error:  # noqa: BLE001
-            raise AudioReadError(
-                path, f"cannot decode audio: soundfile: {sf_error}; ffmpeg: {ff_error}", "decode"
-            ) from None
-    _check_complete(path, len(audio))
+            if not use_ffmpeg:
+                raise AudioReadError(path, f"cannot decode ({sf_error})", "decode") from None
+            try:
+                audio, sr, ffmpeg_seconds = _read_ffmpeg(path)
+            except Exception as ff_error:  # noqa: BLE001
+                raise AudioReadError(
+                    path, f"cannot decode audio: soundfile: {sf_error}; ffmpeg: {ff_error}", "decode"
+                ) from None
+        except AudioReadError as undecodable:
+            _check_ogg_cut(path, undecodable)  # an Ogg file cut inside its headers decodes nowhere
+            raise
+    _check_complete(path, len(audio), sr, ffmpeg_seconds)
     audio = _validate(path, audio)
     return _validate(path, resample(audio, sr, sample_rate))
 

@@ -4,7 +4,8 @@ Commands:
   synthetic ROOT [--preset smoke] [--seed 0] [--workers N]   generate the offline corpus
   metadata ROOT                                              fetch the official CSVs
   acquire ROOT --split eval [--workers 8] [--cookies F] [--proxy URL] [--rate-limit B/s]   (YouTube)
-  acquire ROOT --split eval --source hf [--hf-repo R] [--hf-dir DIR] [--hf-revision REV]     (Hub mirror)
+  acquire ROOT --split eval --source hf [--hf-repo R] [--hf-dir DIR] [--hf-revision REV]     (Hub mirror;
+                                                             --workers: decoding processes, default the CPUs)
   summary ROOT                                               availability per split
   pack ROOT [--splits eval balanced_train ...] [--workers N] [--clip-seconds 10] [--sample-rate 32000]
                                                              pack + indexes + full_train
@@ -40,6 +41,7 @@ def _pack(a):
         for note in r.notes:
             print(f"{name}: note: {note}")
         short = f", {r.short} shorter than their segment (see the manifest)" if r.short else ""
+        short += f", {r.long} longer than their segment, cut (see the manifest)" if r.long else ""
         print(f"{name}: packed {r.packed}, excluded {r.excluded} {r.reasons}{short}, "
               f"{r.clips_per_second:.1f} clips/s{'' if r.complete else ' (incomplete)'}")
 
@@ -72,7 +74,10 @@ def main(argv=None) -> int:
     _packing_options(s)
     s = sub.add_parser("metadata"); s.add_argument("root")
     s = sub.add_parser("acquire"); s.add_argument("root"); s.add_argument("--split", required=True)
-    s.add_argument("--workers", type=int, default=8); s.add_argument("--limit", type=int)
+    s.add_argument("--workers", type=int, default=None,
+                   help="yt-dlp: download threads (default 8); hf: decoding processes (default: the CPUs "
+                        "this process may use; 0 decodes in one process)")
+    s.add_argument("--limit", type=int)
     s.add_argument("--cookies"); s.add_argument("--proxy"); s.add_argument("--rate-limit", type=int)
     s.add_argument("--min-interval", type=float, default=0.0); s.add_argument("--retries", type=int, default=2)
     s.add_argument("--retry-failed", action="store_true"); s.add_argument("--ffmpeg")
@@ -98,19 +103,20 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        _run(a)
+        return _run(a) or 0
     except KeyboardInterrupt:
         # Packing and acquisition record their progress after every chunk.
         print(f"python -m panns_core.data {a.cmd}: interrupted; rerun the same command to resume "
               "where it stopped", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as e:  # MetadataError, IndexFileError are ValueErrors
+    except (OSError, ValueError) as e:  # MetadataError, IndexFileError, MirrorError are ValueErrors;
+        # OSError: a missing root, a full disk, hf_audioset.AcquireStopped
         print(f"python -m panns_core.data {a.cmd}: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
-def _run(a) -> None:
+def _run(a) -> int:
+    """Run the command; the exit status (0, or 1 when a Hub acquire had to skip unreadable shards)."""
     if a.cmd == "synthetic":
         _synthetic(a)
     elif a.cmd == "prepare":
@@ -127,12 +133,16 @@ def _run(a) -> None:
                                   revision=a.hf_revision, cache_dir=a.hf_cache_dir, workers=a.workers,
                                   max_shards=a.max_shards, delete_shards=a.delete_shards, progress=True)
         print(result.line())
+        for name, problem in sorted(result.bad_shards.items()):
+            print(f"python -m panns_core.data acquire: shard skipped: {problem}", file=sys.stderr)
+        return 1 if result.bad_shards else 0
     elif a.cmd == "acquire":
         if a.hf_dir or a.hf_repo:
-            p.error("--hf-dir/--hf-repo need --source hf")
+            raise ValueError("--hf-dir/--hf-repo need --source hf")
         from panns_core.data.acquire import acquire_split
 
-        summary = acquire_split(a.root, a.split, workers=a.workers, limit=a.limit, cookies=a.cookies,
+        summary = acquire_split(a.root, a.split, workers=8 if a.workers is None else a.workers, limit=a.limit,
+                                cookies=a.cookies,
                                 proxy=a.proxy, rate_limit=a.rate_limit, min_interval=a.min_interval,
                                 retries=a.retries, retry_failed=a.retry_failed, ffmpeg=a.ffmpeg, progress=True)
         print(summary.line())

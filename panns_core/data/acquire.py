@@ -19,6 +19,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,11 +32,26 @@ from typing import Callable, Optional
 from panns_core.data.audioset import URLS, Segment, metadata_paths, read_segments_csv
 
 REASONS = ("unavailable", "private", "network", "decode", "other")
-"""Failure categories recorded in failures.csv by the yt-dlp path (the Hub mirror path
-adds ``not_in_mirror``)."""
+"""Failure categories recorded in failures.csv by the yt-dlp path (plus ``bad_id`` for a CSV
+id that is not a YouTube id; the Hub mirror path adds its own, see :mod:`.hf_audioset`)."""
 
 PERMANENT = ("unavailable", "private")
 """Failures not retried on a rerun unless ``retry_failed=True``."""
+
+NOTE_REASONS = ("duplicate_row", "bad_shard")
+"""failures.csv reasons about a mirror row or shard rather than a clip (the Hub mirror path):
+listed with the others, but never a clip's status (the clip itself may be available)."""
+
+_YTID = re.compile(r"[A-Za-z0-9_-]{11}")
+
+
+def valid_ytid(ytid) -> bool:
+    """True for a YouTube video id as AudioSet uses them: 11 characters of ``A-Z a-z 0-9 - _``.
+
+    Ids name files (``Y<id>.wav``); anything else (``/``, ``..``, spaces, control
+    characters, another length) is refused before it reaches a path.
+    """
+    return isinstance(ytid, str) and _YTID.fullmatch(ytid) is not None
 
 SAMPLE_RATE = 32000
 
@@ -146,7 +162,13 @@ class YtDlpDownloader:
 # --------------------------------------------------------------------------- failures file
 
 class FailureLog:
-    """``failures.csv`` of one split: loaded at start, updated thread-safely, saved atomically."""
+    """``failures.csv`` of one split: loaded at start, updated thread-safely, saved atomically.
+
+    ``rows``: ``{youtube_id: (reason, message)}``, the clips that failed (what
+    availability and pack read). ``notes``: ``{(key, reason): message}`` for a bad
+    mirror row or shard that is not a clip's status (:data:`NOTE_REASONS`; ``key`` is
+    the video id or the shard's file name); saved in the same file after the rows.
+    """
 
     FIELDS = ("youtube_id", "reason", "message")
 
@@ -154,10 +176,15 @@ class FailureLog:
         self.path = path
         self.lock = threading.Lock()
         self.rows = {}
+        self.notes = {}
         if os.path.exists(path):
             with open(path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f):
-                    self.rows[row["youtube_id"]] = (row["reason"], row.get("message", ""))
+                    reason, message = row.get("reason") or "other", row.get("message") or ""
+                    if reason in NOTE_REASONS:
+                        self.notes[(row["youtube_id"], reason)] = message
+                    else:
+                        self.rows[row["youtube_id"]] = (reason, message)
 
     def record(self, ytid: str, reason: str, message: str) -> None:
         with self.lock:
@@ -166,6 +193,15 @@ class FailureLog:
     def clear(self, ytid: str) -> None:
         with self.lock:
             self.rows.pop(ytid, None)
+
+    def note(self, key: str, reason: str, message: str) -> None:
+        """Record (or replace) a note about a mirror row or shard; ``reason`` in :data:`NOTE_REASONS`."""
+        with self.lock:
+            self.notes[(key, reason)] = " ".join(message.split())[:2000]
+
+    def clear_note(self, key: str, reason: str) -> None:
+        with self.lock:
+            self.notes.pop((key, reason), None)
 
     def save(self) -> None:
         with self.lock:
@@ -176,6 +212,8 @@ class FailureLog:
                 w.writerow(self.FIELDS)
                 for ytid in sorted(self.rows):
                     w.writerow([ytid, *self.rows[ytid]])
+                for key, reason in sorted(self.notes):
+                    w.writerow([key, reason, self.notes[(key, reason)]])
 
 
 class RateLimiter:
@@ -281,6 +319,9 @@ def acquire_split(data_root: str, split: str, *, downloader: Optional[Callable] 
 
     todo = []
     for s in segments:
+        if not valid_ytid(s.ytid):  # it would name a path and a URL
+            log.record(s.ytid, "bad_id", f"{s.ytid!r} is not a YouTube id (11 characters of A-Z a-z 0-9 - _)")
+            continue
         if os.path.exists(os.path.join(out_dir, s.audio_name)):
             continue
         if not retry_failed and log.rows.get(s.ytid, ("",))[0] in PERMANENT:

@@ -15,7 +15,6 @@ recorded progress) and atomic (the partial file is renamed when complete).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -131,14 +130,14 @@ def _load_clip_job(args) -> ClipResult:
 # --------------------------------------------------------------------------- failures
 
 def read_failures(audios_dir: str) -> dict:
-    """``{youtube_id: (reason, message)}`` from ``<audios_dir>/failures.csv`` (if any)."""
-    path = os.path.join(audios_dir, "failures.csv")
-    out = {}
-    if os.path.exists(path):
-        with open(path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                out[row["youtube_id"]] = (row.get("reason", "other"), row.get("message", ""))
-    return out
+    """``{youtube_id: (reason, message)}`` of the clips ``<audios_dir>/failures.csv`` lists as failed (if any).
+
+    Notes about mirror rows and shards in the same file (a duplicated row, an
+    unreadable shard) are not a clip's status and are left out.
+    """
+    from panns_core.data.acquire import FailureLog
+
+    return FailureLog(os.path.join(audios_dir, "failures.csv")).rows
 
 
 # --------------------------------------------------------------------------- packing
@@ -155,6 +154,7 @@ class PackResult:
     reasons: dict = field(default_factory=dict)
     short: int = 0  # packed clips shorter than their segment claims (listed in the manifest)
     notes: list = field(default_factory=list)  # what was repaired on the way, as sentences
+    long: int = 0  # packed clips longer than their segment claims, cut to clip_seconds (listed in the manifest)
 
     @property
     def clips_per_second(self) -> float:
@@ -172,7 +172,7 @@ def _create_partial(path: str, clip_samples: int, classes_num: int, sample_rate:
 
 
 SHORT_TOLERANCE_S = 0.5
-"""A decoded clip shorter than its segment's duration by more than this is listed as short."""
+"""A decoded clip shorter (longer) than its segment's duration by more than this is listed as short (long)."""
 
 
 def _resume_problem(partial: str, progress_file: str, settings: dict) -> tuple[Optional[dict], Optional[str]]:
@@ -290,6 +290,9 @@ def pack_segments(
                     if seg.duration - seconds > SHORT_TOLERANCE_S:
                         progress.setdefault("short", []).append(
                             [seg.audio_name, round(seconds, 3), round(seg.duration, 3)])
+                    elif seconds - seg.duration > SHORT_TOLERANCE_S:  # e.g. a whole video, not its segment
+                        progress.setdefault("long", []).append(
+                            [seg.audio_name, round(seconds, 3), round(seg.duration, 3)])
                 else:
                     reason, message = res.status, res.message
                     if reason == "missing" and seg.ytid in failures:
@@ -319,11 +322,16 @@ def pack_segments(
             # official packer does, listed so that a user can drop them.
             "short_clips": [{"audio_name": a, "seconds": d, "expected_seconds": e}
                             for a, d, e in progress.get("short", [])],
+            # Packed but longer than the segment (cut to the clip length, as officially):
+            # possibly not the segment at all (a whole video), listed so that a user can check.
+            "long_clips": [{"audio_name": a, "seconds": d, "expected_seconds": e}
+                           for a, d, e in progress.get("long", [])],
         }
         _atomic_json(mpath, manifest)
         os.remove(progress_file)
     return PackResult(out_h5, mpath, complete, progress["packed"], len(progress["excluded"]), decoded,
-                      time.perf_counter() - t0, reasons, len(progress.get("short", [])), notes)
+                      time.perf_counter() - t0, reasons, len(progress.get("short", [])), notes,
+                      len(progress.get("long", [])))
 
 
 def pack_split(data_root: str, split: str, *, part_size: int = PART_SIZE, **kwargs) -> list:
