@@ -90,9 +90,9 @@ def test_corrupt_file_is_reported_and_the_rest_processed(audio_dir, fake_checkpo
     rc = main(["tag", "-c", str(fake_checkpoint), "--model", "Cnn6", "--failures", str(failures),
                corrupt, good])
     captured = capsys.readouterr()
-    assert rc == 0
+    assert rc == 3  # some inputs skipped, the others processed (issue 24 case 9: was 0)
     assert f"skipped {corrupt}: cannot decode audio" in captured.err
-    assert "1 processed, 1 skipped" in captured.err and good in captured.out
+    assert "1 processed, 1 skipped (exit status 3)" in captured.err and good in captured.out
     with open(failures) as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == [corrupt] and "cannot decode" in rows[0]["reason"]
@@ -104,7 +104,7 @@ def test_corrupt_file_is_reported_and_the_rest_processed(audio_dir, fake_checkpo
 def test_embed_saves_names_and_matrix(audio_dir, fake_checkpoint, tmp_path, suffix):
     out = tmp_path / f"emb{suffix}"
     files = _files(audio_dir, "tone_8k_mono_0.5s.wav", "corrupt.wav", "chirp_48k_mono_10s.flac")
-    assert main(["embed", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", "-o", str(out), *files]) == 0
+    assert main(["embed", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", "-o", str(out), *files]) == 3
     if suffix == ".h5":
         with h5py.File(out) as f:
             names = [n.decode() for n in f["audio_name"][()]]
@@ -254,6 +254,6 @@ def test_console_script_in_a_subprocess(audio_dir, fake_checkpoint):
     proc = subprocess.run(cmd + ["tag", "-c", str(fake_checkpoint), "--model", "Cnn6", "-k", "2", *f],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # corrupt.wav skipped
     assert f[0] in proc.stdout and len(re.findall(r"^  [01]\.\d{3}  \S", proc.stdout, re.M)) == 2
     assert f"skipped {f[1]}" in proc.stderr
