@@ -436,8 +436,10 @@ def cmd_sed(args) -> int:
         stem = _output_stem(result.path, stems)
         names.append((result.path, stem))
         if args.framewise_dir:
-            os.makedirs(args.framewise_dir, exist_ok=True)
-            np.save(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), result.framewise)
+            from .fsutil import atomic_path
+
+            with atomic_path(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), suffix=".npy") as tmp:
+                np.save(tmp, result.framewise)
         if args.plot_dir:
             plot_sed(result, os.path.join(args.plot_dir, f"{stem}.png"), top_k=args.plot_top_k)
             result.waveform = None
