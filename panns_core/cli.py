@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
 import sys
 
@@ -76,22 +77,38 @@ def _err(*parts) -> None:
     print(*(printable(p) for p in parts), file=sys.stderr)
 
 
-def _positive(kind):
-    """An argparse type: a number of ``kind`` (int/float) that must be > 0."""
+class _PrintableFormatter(logging.Formatter):
+    """Library warnings reach the terminal escaped too (they may quote file names)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _escape_log_output() -> None:
+    root = logging.getLogger()
+    if not root.handlers:  # an application (or pytest) that configured logging keeps its own
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def _positive(kind, zero: bool = False):
+    """An argparse type: a finite number of ``kind`` (int/float) that must be > 0 (>= 0 with ``zero``)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}")
-        if not 0 < value < float("inf"):  # also NaN
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not (0 <= value if zero else 0 < value) or not value < float("inf"):  # also NaN
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0, got {text}")
         return value
 
-    parse.__name__ = f"positive {kind.__name__}"
+    parse.__name__ = f"{'non-negative' if zero else 'positive'} {kind.__name__}"
     return parse
 
 
-POSITIVE_INT, POSITIVE_FLOAT = _positive(int), _positive(float)
+POSITIVE_INT, POSITIVE_FLOAT, NON_NEGATIVE_FLOAT = _positive(int), _positive(float), _positive(float, zero=True)
 
 
 # --------------------------------------------------------------------------- parser
@@ -208,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute BatchNorm statistics over the training clips before each evaluation "
                         "(default: on for scratch and finetune; frozen strategies have nothing to recompute)")
     p.add_argument("--evaluations", type=POSITIVE_INT, default=10, help="held-out evaluations during training")
-    p.add_argument("--save-every", type=float, default=300.0, metavar="SECONDS",
+    p.add_argument("--save-every", type=NON_NEGATIVE_FLOAT, default=300.0, metavar="SECONDS",
                    help="save the training state (OUTPUT/resume.pt) this often, besides on Ctrl-C and at the end; "
                         "0 = after every step (default 300)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda ...")
@@ -568,6 +585,7 @@ def main(argv=None) -> int:
     """Entry point of the ``panns`` console script; returns the exit status (:data:`EXIT_CODES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _escape_log_output()
     try:
         _check_device(args)
         if getattr(args, "threads", None):

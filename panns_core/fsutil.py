@@ -25,6 +25,9 @@ import tempfile
 import time
 from typing import IO, Iterator
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 LEGACY_TEMPORARY_AGE_S = 3600.0
 """A temporary file without a writer id (written before ids were added) counts as stale after this long."""
 
@@ -104,6 +107,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     writer = f"{_host_tag()}-{os.getpid()}"
     fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.{writer}.", suffix=".tmp" + suffix, dir=folder)
     os.close(fd)
+    with contextlib.suppress(OSError):  # mkstemp's 0600 would make every result private: the umask decides, as for open()
+        os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -201,7 +201,7 @@ def test_a_state_write_on_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch)
     captured = capsys.readouterr()
     no_traceback(captured)
     assert f"cannot save the training state to {tmp_path / 'run' / STATE_FILE} (No space left on device)" in captured.err
-    assert os.listdir(tmp_path / "run") == []  # no temporary file left
+    assert not (tmp_path / "run").exists()  # no temporary file left (and the empty folder it made is gone)
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
@@ -288,6 +288,36 @@ def test_a_rerun_with_other_settings_does_not_resume(tmp_path, capsys, monkeypat
     assert run(csv_path, out, "--save-every", "0", "--overwrite", iterations=8) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["resumed_from_step"] is None and result["settings"]["iterations"] == 8
+
+
+def test_a_frozen_strategy_resumes_to_the_uninterrupted_result(tmp_path, capsys, monkeypatch):
+    """The head-on-embeddings loop (freeze_l1/l3) resumes like the whole-model loop above."""
+    from panns_core.checkpoints import save_checkpoint
+    from panns_core.models import create_model
+
+    csv_path = small_folder(tmp_path / "d")
+    torch.manual_seed(0)
+    pretrained = save_checkpoint(tmp_path / "pretrained.pth", create_model(BACKBONE))
+    args = ["finetune", str(csv_path), "--strategy", "freeze_l3", "--checkpoint", str(pretrained), "--batch-size", "4",
+            "--iterations", "20", "--evaluations", "2", "--threads", "1", "-q", "--save-every", "0"]
+    assert main(args + ["-o", str(tmp_path / "whole")]) == 0
+
+    def stop_at_13(*a, on_snapshot=None, **k):
+        def snap(step, snapshot):
+            on_snapshot(step, snapshot)
+            if step == 13:
+                raise KeyboardInterrupt
+        return real(*a, on_snapshot=snap, **k)
+
+    real = runner_mod.train_head
+    monkeypatch.setattr(runner_mod, "train_head", stop_at_13)
+    assert main(args + ["-o", str(tmp_path / "stopped")]) == 130
+    monkeypatch.undo()
+    assert main(args + ["-o", str(tmp_path / "stopped")]) == 0
+    whole, stopped = _report(tmp_path / "whole"), _report(tmp_path / "stopped")
+    assert json.loads((tmp_path / "stopped" / "result.json").read_text())["resumed_from_step"] == 13
+    assert whole[0] == stopped[0] and whole[1] == stopped[1]
+    assert all(torch.equal(whole[2][k], stopped[2][k]) for k in whole[2])
 
 
 # ----------------------------------------------------------------------- 5. held-out clips leak into training

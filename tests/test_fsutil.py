@@ -113,3 +113,13 @@ def test_save_torch_reports_the_real_reason_of_a_failed_write(tmp_path):
 
     assert done.stdout.strip() == f"{errno.EFBIG} {tmp_path / 'model.pth'} File too large"
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    write_text(tmp_path / "result.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "result.json").st_mode) == 0o666 & ~mask  # not mkstemp's 0600

@@ -129,7 +129,7 @@ class ClipAudio:
             try:
                 samples, self._memory[clip.clip_id] = self._decode(clip.path, limit)
             except AudioReadError as err:
-                log.warning("skipping unreadable clip %s", err)
+                log.info("skipping unreadable clip %s", err)  # callers report data.skipped themselves
                 bad.append((clip.path, f"unreadable audio: {err.reason}"))
                 continue
             self.durations[clip.clip_id] = samples / self.sample_rate

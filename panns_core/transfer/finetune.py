@@ -426,6 +426,17 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     if checkpoint is None and strategy != "scratch":
         raise ValueError(f"strategy {strategy!r} starts from a pretrained model: give checkpoint= "
                          "(a released name such as Cnn14, or a .pth file); only 'scratch' starts from random weights")
+    if not save_every_s >= 0:  # also NaN
+        raise ValueError(f"save_every_s must be >= 0 seconds, got {save_every_s}")
+    settings = dict(STRATEGY_DEFAULTS[strategy])
+    for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule), ("precise_bn", precise_bn)):
+        if value is not None and (key != "precise_bn" or not is_frozen(strategy)):
+            settings[key] = value
+    if learning_rate is not None:
+        settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
+    if new_head_learning_rate is not None:
+        settings["new_head_learning_rate"] = new_head_learning_rate
+    TransferConfig(spec_augment=spec_augment, pad=pad, **settings)  # bad rates, schedules ...: refused before any work
     say = log or (lambda *_: None)
     device = str(resolve_device(device))
     t0 = time.perf_counter()
@@ -448,14 +459,6 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         _check_split(data, fold, csv_path, after=" (after leaving out the skipped files)")
         durations = np.array([audio.durations[c.clip_id] for c in data.clips])
 
-        settings = dict(STRATEGY_DEFAULTS[strategy])
-        for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule), ("precise_bn", precise_bn)):
-            if value is not None and (key != "precise_bn" or not is_frozen(strategy)):
-                settings[key] = value
-        if learning_rate is not None:
-            settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
-        if new_head_learning_rate is not None:
-            settings["new_head_learning_rate"] = new_head_learning_rate
         cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
                              iterations=iterations, head_iterations=iterations, batch_size=batch_size,
                              spec_augment=spec_augment, device=device, pad=pad, **settings)

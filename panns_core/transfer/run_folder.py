@@ -57,6 +57,7 @@ class RunFolder:
         self.path = os.fspath(path)
         self.overwrite = bool(overwrite)
         self._lock_fd: int | None = None
+        self._created = False
 
     # -- paths ----------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class RunFolder:
         """Create and lock the folder; refuse one that cannot take this run (see the module docstring)."""
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise OutputFolderError(f"--output {self.path} is a file; give the name of a folder (it is created)")
+        self._created = not os.path.exists(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as exc:
@@ -110,6 +112,10 @@ class RunFolder:
         self._lock_fd = fd
 
     def close(self) -> None:
+        """Release the lock; a folder this run created and left empty (a refused input) is removed."""
+        if self._created:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path)  # only succeeds when empty
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
