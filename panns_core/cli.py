@@ -500,7 +500,7 @@ def cmd_download(args) -> int:
         if released_entry(name) is None:
             raise CliError(f"no released checkpoint named {name!r} (see `panns models --released`)")
         try:
-            print(fetch_released(name, args.cache_dir))
+            print(printable(fetch_released(name, args.cache_dir)))
         except InferenceError as exc:
             _err(f"panns: error: {exc}")
             status = EXIT_NOTHING_SUCCEEDED

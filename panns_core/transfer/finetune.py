@@ -15,12 +15,19 @@ output folder:
 * ``model.pth``: the trained model as a weights-only checkpoint (state_dict plus
   plain metadata: backbone name, audio config, label names, clip length, padding) that
   ``panns tag --checkpoint model.pth`` and ``Pretrained.load`` use with the
-  folder's own label names.
+  folder's own label names (and ``--checkpoint`` of a further ``panns finetune``).
+
+The folder is checked and locked before anything is read, a finished run in it is
+never replaced without ``overwrite``, the report lands whole or not at all, and an
+interrupted run (Ctrl-C, a kill) resumes from ``resume.pt`` to the result an
+uninterrupted run gives (:mod:`panns_core.transfer.run_folder`).
 
 Defaults that fit the data (measured in docs/transfer.md):
 
-* ``clip_seconds``: the 95th percentile of the clip durations, rounded up to whole
-  STFT hops (and at least what the backbone's pooling stack needs);
+* ``clip_seconds``: the 95th percentile of the clip durations, outliers left out and
+  capped at 10 s (:func:`data_clip_seconds`), rounded up to whole STFT hops (and at
+  least what the backbone's pooling stack needs); files over 10 minutes are reported
+  and left out without being decoded;
 * learning rate and schedule per strategy (:data:`STRATEGY_DEFAULTS`): linear
   warm-up then cosine decay, a higher rate for scratch training;
 * SpecAugment time stripes scaled to the clip length (``spec_augment="scaled"``;
@@ -358,14 +365,18 @@ class _StopAfterStep:
     """While active, the first Ctrl-C asks the training loop to stop after its step (and save);
     a second one interrupts at once. Only the main thread can catch signals; elsewhere a no-op."""
 
-    def __init__(self):
+    def __init__(self, notice=None):
         self.requested = False
         self._previous = None
+        self._notice = notice
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        if self._notice is not None:
+            self._notice("Ctrl-C: stopping after this step, once the training state is saved (Ctrl-C again stops "
+                         "at once)")
 
     def __enter__(self):
         import signal
@@ -540,7 +551,7 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
                 raise FinetuneInterrupted(step, iterations, folder.state_path)
 
         try:
-            with _StopAfterStep() as stop:
+            with _StopAfterStep(log) as stop:
                 row, model = runner.run(strategy, fold, seed=seed, return_model=True, on_step=on_step,
                                         resume=saved["loop"] if saved else None, on_snapshot=on_snapshot)
         finally:
