@@ -34,6 +34,7 @@ ablations, kept as the paper's recipe.)
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -260,6 +261,10 @@ def load_audio(path, sample_rate: int, *, use_ffmpeg: bool = True) -> np.ndarray
         raise AudioReadError(path, "file not found", "missing")
     if os.path.isdir(path):
         raise AudioReadError(path, "is a directory, not an audio file", "not_a_file")
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):  # a FIFO or device has size 0 but is not an empty file; reading it may block
+        what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise AudioReadError(path, f"is {what}, not a regular audio file", "not_a_file")
     if os.path.getsize(path) == 0:
         raise AudioReadError(path, "file is empty (0 bytes)", "empty")
     ffmpeg_seconds = None

@@ -34,7 +34,7 @@ import torch
 
 from panns_core import download as _download
 from panns_core.checkpoint_io import OUR_FORMAT, CheckpointError, check_weights_only_safe, read_checkpoint
-from panns_core.fsutil import atomic_write
+from panns_core.fsutil import save_torch
 from panns_core.released import (RELEASED_CHECKPOINTS, ZENODO_RECORD, ReleasedCheckpoint, released_checkpoint,
                                  zenodo_url)
 
@@ -328,6 +328,12 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
     ``optimizer``).
     """
     state, meta = read_checkpoint(path)
+    load_state_checked(model, state, path, strict=strict)
+    return meta
+
+
+def load_state_checked(model: torch.nn.Module, state: Mapping, path: str | os.PathLike, strict: bool = True) -> None:
+    """``model.load_state_dict(state)`` with :func:`load_checkpoint`'s checks; ``path`` names the source."""
     model_state = model.state_dict()
     shape_ok = all(tuple(v.shape) == tuple(model_state[k].shape)
                    for k, v in state.items() if k in model_state)
@@ -335,7 +341,6 @@ def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike, strict: boo
     if not shape_ok or (strict and not keys_ok):
         raise CheckpointError(mismatch_message(model, state, path))
     model.load_state_dict(state, strict=strict)
-    return meta
 
 
 def _registered_name(model: torch.nn.Module) -> str | None:
@@ -369,8 +374,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra) ->
         "state_dict": model.state_dict(),
         "extra": extra,
     }
-    with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+    save_torch(payload, path)  # a failed write (disk full) raises the OSError naming path
     return path
 
 

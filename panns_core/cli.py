@@ -10,25 +10,105 @@
     panns finetune my_sounds/labels.csv --strategy finetune --checkpoint Cnn14 --output runs/mine
     panns tag new.wav --checkpoint runs/mine/model.pth  # your own labels
 
-Exit status: 0 when at least one input was processed (skipped files are listed on
-stderr as ``skipped <file>: <reason>`` and optionally in ``--failures``), 1 when no
-input succeeded, 2 for usage errors or a model/checkpoint that cannot be loaded.
+Exit status (:data:`EXIT_CODES`): 0 when every input was processed; 3 when some inputs
+were skipped (each listed on stderr as ``skipped <file>: <reason>`` and optionally in
+``--failures``) and the others processed and written; 1 when no input could be
+processed; 2 for usage errors, a model/checkpoint that cannot be loaded or an output
+that cannot be written (one line ``panns: error: ...``); 130 when interrupted (Ctrl-C;
+``panns finetune`` saves its state first and a rerun of the same command resumes).
+Everything printed that comes from files (paths, label names, reasons) has its control
+characters escaped, so a crafted file name or checkpoint cannot forge terminal output.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
 import sys
 
 DEFAULT_CHECKPOINTS = {"tag": "Cnn14", "embed": "Cnn14", "sed": "Cnn14_DecisionLevelMax"}
 
-EXIT_OK, EXIT_NOTHING_SUCCEEDED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NOTHING_SUCCEEDED, EXIT_USAGE, EXIT_SOME_SKIPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_OK: "every input processed",
+    EXIT_NOTHING_SUCCEEDED: "no input could be processed",
+    EXIT_USAGE: "usage error, unloadable model/checkpoint, unwritable output",
+    EXIT_SOME_SKIPPED: "some inputs skipped (listed on stderr), the others processed and written",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); panns finetune resumes when rerun",
+}
 
 
 class CliError(Exception):
     """An error the user can fix; printed as ``panns: error: ...`` with exit status 2."""
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Bidirectional overrides and isolates reorder what the terminal shows (a label can hide text).
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text) -> str:
+    """``text`` safe for a terminal: control and bidi characters escaped (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    File names, label names from a checkpoint or CSV and decoder messages reach the
+    terminal through this, so an ANSI escape or a newline in them cannot move the
+    cursor or forge an output line. Undecodable bytes of a file name (Python's
+    surrogate escapes) are shown as ``\\xNN`` instead of failing to print.
+    """
+    import unicodedata
+
+    out = []
+    for ch in str(text):
+        if ch in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[ch])
+        elif "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xdc00:02x}")
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _err(*parts) -> None:
+    print(*(printable(p) for p in parts), file=sys.stderr)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Library warnings reach the terminal escaped too (they may quote file names)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _escape_log_output() -> None:
+    root = logging.getLogger()
+    if not root.handlers:  # an application (or pytest) that configured logging keeps its own
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def _positive(kind, zero: bool = False):
+    """An argparse type: a finite number of ``kind`` (int/float) that must be > 0 (>= 0 with ``zero``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}")
+        if not (0 <= value if zero else 0 < value) or not value < float("inf"):  # also NaN
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0, got {text}")
+        return value
+
+    parse.__name__ = f"{'non-negative' if zero else 'positive'} {kind.__name__}"
+    return parse
+
+
+POSITIVE_INT, POSITIVE_FLOAT, NON_NEGATIVE_FLOAT = _positive(int), _positive(float), _positive(float, zero=True)
 
 
 # --------------------------------------------------------------------------- parser
@@ -52,11 +132,11 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
     g.add_argument("--generic-labels", action="store_true",
                    help="name classes class_<i> when the model does not have 527 outputs")
     r = p.add_argument_group("processing")
-    r.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
-    r.add_argument("--chunk-seconds", type=float, default=None,
+    r.add_argument("--batch-size", type=POSITIVE_INT, default=8, help="windows per forward pass (default 8)")
+    r.add_argument("--chunk-seconds", type=POSITIVE_FLOAT, default=None,
                    help="window length for long files (default 10 s, the AudioSet clip length; "
                         "a `panns finetune` checkpoint: its training clip length)")
-    r.add_argument("--hop-seconds", type=float, default=None,
+    r.add_argument("--hop-seconds", type=POSITIVE_FLOAT, default=None,
                    help="window hop (default: the window length, no overlap)")
     r.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default) = bf16 where the CPU/GPU runs bfloat16 natively (AVX512-BF16/"
@@ -64,7 +144,7 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
     r.add_argument("--compile", action="store_true",
                    help="torch.compile the model (first batch compiles: seconds; inductor caches it on disk)")
     r.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch CPU threads")
     r.add_argument("--failures", default=None, help="write skipped files and reasons to this CSV")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress or result printing")
     p.add_argument("inputs", nargs="+", help="audio files or folders (any format ffmpeg/libsndfile reads)")
@@ -73,12 +153,13 @@ def _common_model_options(p: argparse.ArgumentParser, task: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="panns", description="Audio tagging, embeddings and sound event detection with PANNs.",
-        epilog="Exit status: 0 if at least one input succeeded, 1 if none did, 2 on usage errors.")
+        epilog="Exit status: 0 every input processed; 3 some skipped (listed), the rest processed; 1 none "
+               "processed; 2 usage error, unloadable model or unwritable output; 130 interrupted.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("tag", help="top-k AudioSet labels per file")
     _common_model_options(p, "tag")
-    p.add_argument("-k", "--top-k", type=int, default=10, help="labels per file (default 10)")
+    p.add_argument("-k", "--top-k", type=POSITIVE_INT, default=10, help="labels per file (default 10)")
     p.add_argument("-o", "--output", default=None, help="CSV: file, rank, label, mid, index, score")
     p.add_argument("--probabilities", default=None,
                    help="also save all clipwise probabilities (.npy + .names.txt, or .h5)")
@@ -118,11 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretrained weights: released name (e.g. Cnn14) or .pth path (required unless scratch)")
     p.add_argument("--cache-dir", default=None, help="checkpoint cache (default: $PANNS_CACHE or ~/.cache/panns)")
     p.add_argument("--offline", action="store_true", help="never download the checkpoint")
-    p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
-    p.add_argument("-o", "--output", required=True, help="report folder (created)")
-    p.add_argument("--clip-seconds", type=float, default=None,
-                   help="clip length (default: 95th percentile of the durations, rounded up to whole hops)")
+    p.add_argument("--iterations", type=POSITIVE_INT, default=1000, help="optimiser steps (default 1000)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="clips per step (default 16)")
+    p.add_argument("-o", "--output", required=True,
+                   help="report folder: created; a folder holding an interrupted run with the same settings "
+                        "is resumed, one holding a finished run is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the finished (or differently configured, interrupted) run in --output")
+    p.add_argument("--clip-seconds", type=POSITIVE_FLOAT, default=None,
+                   help="clip length (default: 95th percentile of the durations, rounded up to whole hops, "
+                        "at most 10 s)")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="the backbone's rate for scratch/finetune, the head's for freeze_l1/l3 "
                         "(default: per strategy, docs/transfer.md)")
@@ -138,10 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precise-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="recompute BatchNorm statistics over the training clips before each evaluation "
                         "(default: on for scratch and finetune; frozen strategies have nothing to recompute)")
-    p.add_argument("--evaluations", type=int, default=10, help="held-out evaluations during training")
+    p.add_argument("--evaluations", type=POSITIVE_INT, default=10, help="held-out evaluations during training")
+    p.add_argument("--save-every", type=NON_NEGATIVE_FLOAT, default=300.0, metavar="SECONDS",
+                   help="save the training state (OUTPUT/resume.pt) this often, besides on Ctrl-C and at the end; "
+                        "0 = after every step (default 300)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda ...")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch CPU threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
 
     p = sub.add_parser("download", help="download a released checkpoint into the cache")
@@ -155,7 +244,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _say(args, *parts) -> None:
     if not getattr(args, "quiet", False):
-        print(*parts)
+        print(*(printable(p) for p in parts))
+
+
+def _check_output_file(path: str | None, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise CliError(f"{option} {path}: is a folder; give a file name")
+    _check_output_folder(os.path.dirname(os.path.abspath(path)), option, shown=path)
+
+
+def _check_output_folder(folder: str | None, option: str, shown: str | None = None) -> None:
+    if not folder:
+        return
+    shown = shown or folder
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CliError(f"{option} {shown}: {folder} exists and is not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"{option} {shown}: cannot create the folder {folder} ({exc.strerror}); "
+                       "choose a writable location") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"{option} {shown}: the folder {folder} is not writable; choose a writable location")
 
 
 def _load_model(args, task: str):
@@ -170,8 +283,8 @@ def _load_model(args, task: str):
         if args.untrained:
             if args.checkpoint:
                 raise CliError("--untrained and --checkpoint exclude each other")
-            print(f"WARNING: {args.untrained} with RANDOM weights (--untrained): the labels and "
-                  "scores below are meaningless.", file=sys.stderr)
+            _err(f"WARNING: {args.untrained} with RANDOM weights (--untrained): the labels and "
+                 "scores below are meaningless.")
             return Pretrained.untrained(args.untrained, allow_generic_labels=args.generic_labels, **options)
         return Pretrained.load(args.checkpoint or DEFAULT_CHECKPOINTS[task], model=args.model,
                                cache_dir=args.cache_dir, download=not args.offline,
@@ -185,10 +298,11 @@ def _load_model(args, task: str):
 def _report_failures(args, model) -> None:
     failures = getattr(model, "last_failures", [])
     for failure in failures:
-        print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+        _err(f"skipped {failure.path}: {failure.reason}")
     if args.failures:
-        os.makedirs(os.path.dirname(os.path.abspath(args.failures)), exist_ok=True)
-        with open(args.failures, "w", newline="", encoding="utf-8") as f:
+        from .fsutil import atomic_write
+
+        with atomic_write(args.failures, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["file", "reason"])
             writer.writerows([(x.path, x.reason) for x in failures])
@@ -197,16 +311,19 @@ def _report_failures(args, model) -> None:
 def _exit_status(results, model) -> int:
     failures = len(getattr(model, "last_failures", []))
     if not results:
-        print(f"panns: no input could be processed ({failures} skipped)", file=sys.stderr)
+        _err(f"panns: no input could be processed ({failures} skipped)")
         return EXIT_NOTHING_SUCCEEDED
     if failures:
-        print(f"panns: {len(results)} processed, {failures} skipped", file=sys.stderr)
+        _err(f"panns: {len(results)} processed, {failures} skipped (exit status {EXIT_SOME_SKIPPED})")
+        return EXIT_SOME_SKIPPED
     return EXIT_OK
 
 
 def _write_csv(df, path) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    df.to_csv(path, index=False)
+    from .fsutil import atomic_write
+
+    with atomic_write(path, "w", newline="") as f:
+        df.to_csv(f, index=False)
 
 
 def _output_stem(path: str, used: set) -> str:
@@ -228,8 +345,8 @@ def _write_output_names(names: list, folder: str, args) -> None:
     _write_csv(pd.DataFrame(names, columns=["input", "output"]), os.path.join(folder, "outputs.csv"))
     renamed = [(p, s) for p, s in names if s != (os.path.splitext(os.path.basename(p))[0] or "audio")]
     if renamed:
-        print(f"note: {len(renamed)} output name(s) collided and were suffixed (e.g. {renamed[0][0]} -> "
-              f"{renamed[0][1]}); see {os.path.join(folder, 'outputs.csv')}", file=sys.stderr)
+        _err(f"note: {len(renamed)} output name(s) collided and were suffixed (e.g. {renamed[0][0]} -> "
+             f"{renamed[0][1]}); see {os.path.join(folder, 'outputs.csv')}")
 
 
 # --------------------------------------------------------------------------- commands
@@ -238,10 +355,11 @@ def _write_output_names(names: list, folder: str, args) -> None:
 def cmd_tag(args) -> int:
     from .inference import save_probabilities, tags_table
 
-    if args.top_k < 1:
-        raise CliError("--top-k must be >= 1")
     if args.probabilities and os.path.splitext(args.probabilities)[1].lower() not in (".npy", ".h5", ".hdf5"):
         raise CliError(f"--probabilities {args.probabilities}: use a .npy or .h5 file name")
+    _check_output_file(args.output, "--output")
+    _check_output_file(args.probabilities, "--probabilities")
+    _check_output_file(args.failures, "--failures")
     model = _load_model(args, "tag")
     _say(args, f"# {model.describe()}")
     results = model.tag(args.inputs)
@@ -265,6 +383,8 @@ def cmd_embed(args) -> int:
 
     if os.path.splitext(args.output)[1].lower() not in (".npy", ".h5", ".hdf5"):
         raise CliError(f"--output {args.output}: use a .npy or .h5 file name")
+    _check_output_file(args.output, "--output")
+    _check_output_file(args.failures, "--failures")
     model = _load_model(args, "embed")
     _say(args, f"# {model.describe()}")
     try:
@@ -307,6 +427,10 @@ def cmd_sed(args) -> int:
     from .inference import InferenceError, plot_sed
 
     thresholds = _thresholds(args)
+    _check_output_file(args.events, "--events")
+    _check_output_file(args.failures, "--failures")
+    _check_output_folder(args.plot_dir, "--plot-dir")
+    _check_output_folder(args.framewise_dir, "--framewise-dir")
     model = _load_model(args, "sed")
     _say(args, f"# {model.describe()}")
     try:
@@ -329,8 +453,10 @@ def cmd_sed(args) -> int:
         stem = _output_stem(result.path, stems)
         names.append((result.path, stem))
         if args.framewise_dir:
-            os.makedirs(args.framewise_dir, exist_ok=True)
-            np.save(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), result.framewise)
+            from .fsutil import atomic_path
+
+            with atomic_path(os.path.join(args.framewise_dir, f"{stem}.framewise.npy"), suffix=".npy") as tmp:
+                np.save(tmp, result.framewise)
         if args.plot_dir:
             plot_sed(result, os.path.join(args.plot_dir, f"{stem}.png"), top_k=args.plot_top_k)
             result.waveform = None
@@ -374,17 +500,19 @@ def cmd_download(args) -> int:
         if released_entry(name) is None:
             raise CliError(f"no released checkpoint named {name!r} (see `panns models --released`)")
         try:
-            print(fetch_released(name, args.cache_dir))
+            print(printable(fetch_released(name, args.cache_dir)))
         except InferenceError as exc:
-            print(f"panns: error: {exc}", file=sys.stderr)
+            _err(f"panns: error: {exc}")
             status = EXIT_NOTHING_SUCCEEDED
     return status
 
 
 def cmd_finetune(args) -> int:
+    from .checkpoints import CheckpointError
     from .inference import InferenceError, fetch_released, released_entry
     from .transfer.base import DatasetLayoutError
-    from .transfer.finetune import finetune
+    from .transfer.finetune import FinetuneInterrupted, finetune
+    from .transfer.run_folder import STATE_FILE
 
     checkpoint = args.checkpoint
     if checkpoint and not os.path.isfile(checkpoint):
@@ -397,17 +525,27 @@ def cmd_finetune(args) -> int:
         except InferenceError as exc:
             raise CliError(str(exc)) from None
         args.backbone = args.backbone or released_entry(args.checkpoint).model_name
-    if args.iterations < 1:
-        raise CliError("--iterations must be >= 1")
+    log = None if args.quiet else (lambda *parts: print(*(printable(p) for p in parts)))
     try:
         finetune(args.labels_csv, args.output, strategy=args.strategy, backbone=args.backbone,
                  checkpoint=checkpoint, iterations=args.iterations, batch_size=args.batch_size,
                  clip_seconds=args.clip_seconds, learning_rate=args.learning_rate,
                  new_head_learning_rate=args.new_head_learning_rate, warmup_fraction=args.warmup_fraction,
-                 schedule=args.schedule, spec_augment=args.spec_augment,
-                 pad=args.pad, precise_bn=args.precise_bn, evaluations=args.evaluations, seed=args.seed, device=args.device, progress=not args.quiet,
-                 log=None if args.quiet else print)
-    except (DatasetLayoutError, ValueError, FileNotFoundError) as exc:
+                 schedule=args.schedule, spec_augment=args.spec_augment, pad=args.pad, precise_bn=args.precise_bn,
+                 evaluations=args.evaluations, seed=args.seed, device=args.device, overwrite=args.overwrite,
+                 save_every_s=args.save_every, progress=not args.quiet, log=log)
+    except FinetuneInterrupted as exc:
+        _err(f"panns: {exc}")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        state = os.path.join(args.output, STATE_FILE)
+        if os.path.exists(state):
+            _err(f"panns: interrupted (Ctrl-C); the training state saved last is in {state}: rerun the same "
+                 "command to continue from there")
+        else:
+            _err("panns: interrupted (Ctrl-C) before any training state was saved; rerun the command to start again")
+        return EXIT_INTERRUPTED
+    except (DatasetLayoutError, CheckpointError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK
 
@@ -416,24 +554,57 @@ COMMANDS = {"tag": cmd_tag, "finetune": cmd_finetune, "embed": cmd_embed, "sed":
             "download": cmd_download}
 
 
+def _check_device(args) -> None:
+    device = getattr(args, "device", None)
+    if device is None or device == "auto":
+        return
+    from .runtime import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise CliError(f"--device {device}: {exc}") from None
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line for a failed read or write: the file, the system's reason, what to do."""
+    import errno
+
+    where = exc.filename or "a file"
+    reason = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free some space (or choose another location) and rerun",
+            errno.EDQUOT: "free some space (or choose another location) and rerun",
+            errno.EFBIG: "the file system refuses a file this large; choose another location",
+            errno.EACCES: "choose a location you can write to",
+            errno.EPERM: "choose a location you can write to",
+            errno.EROFS: "the file system is read-only; choose another location"}.get(exc.errno)
+    return f"{where}: {reason}" + (f"; {hint}" if hint else "")
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``panns`` console script; returns the exit status."""
+    """Entry point of the ``panns`` console script; returns the exit status (:data:`EXIT_CODES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if getattr(args, "batch_size", 1) < 1:
-        parser.error("--batch-size must be >= 1")
+    _escape_log_output()
     try:
+        _check_device(args)
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except CliError as exc:
-        print(f"panns: error: {exc}", file=sys.stderr)
+        _err(f"panns: error: {exc}")
         return EXIT_USAGE
-    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # output piped into e.g. `head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        _err(f"panns: error: {_os_error_message(exc)}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("panns: interrupted (Ctrl-C)")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

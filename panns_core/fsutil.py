@@ -5,18 +5,79 @@ data goes to a temporary file in the destination's folder (so the rename never
 crosses file systems), is flushed to disk with ``fsync``, and then replaces the
 destination with :func:`os.replace` (atomic on POSIX and Windows). On an
 exception the temporary file is removed and the destination is untouched.
+
+A writer killed outright (SIGKILL, power loss) cannot remove its temporary file.
+Temporary names carry the writer's host and process id
+(``<name>.<host>-<pid>.<random>.tmp``), so the next write of the same destination
+removes the ones whose writer is gone (:func:`remove_stale_temporaries`) and a
+resumed run does not keep a dead run's half-written checkpoint beside its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from typing import IO, Iterator
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
-def _fsync_folder(folder: str) -> None:
+LEGACY_TEMPORARY_AGE_S = 3600.0
+"""A temporary file without a writer id (written before ids were added) counts as stale after this long."""
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot be asked): keep its file
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Remove temporary files of ``path`` left by writers that no longer run; returns their names.
+
+    A temporary file of this host whose process is gone is stale; one of another
+    host (a shared file system) is left alone, since its writer cannot be asked;
+    one without a writer id (older versions) is stale after
+    :data:`LEGACY_TEMPORARY_AGE_S`. Only POSIX can ask whether a process runs.
+    """
+    path = os.fspath(path)
+    folder, base = os.path.split(os.path.abspath(path))
+    if os.name != "posix" or not os.path.isdir(folder):
+        return []
+    ours = re.compile(re.escape(base) + r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.\w+)?$")
+    legacy = re.compile(re.escape(base) + r"\.[A-Za-z0-9_]{8}\.tmp(\.\w+)?$")
+    host, removed = _host_tag(), []
+    for entry in os.scandir(folder):
+        match, stale = ours.match(entry.name), False
+        if match:
+            stale = match["host"] == host and not _process_alive(int(match["pid"]))
+        elif legacy.match(entry.name):
+            with contextlib.suppress(OSError):
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > LEGACY_TEMPORARY_AGE_S
+        else:
+            continue
+        if stale and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def fsync_folder(folder: str) -> None:
     """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -42,8 +103,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=folder)
+    remove_stale_temporaries(path)
+    writer = f"{_host_tag()}-{os.getpid()}"
+    fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.{writer}.", suffix=".tmp" + suffix, dir=folder)
     os.close(fd)
+    with contextlib.suppress(OSError):  # mkstemp's 0600 would make every result private: the umask decides, as for open()
+        os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -53,7 +118,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
 @contextlib.contextmanager
@@ -88,7 +153,47 @@ def write_json(obj, path: str | os.PathLike, *, indent: int | None = 2, sort_key
     return write_text(path, text + ("\n" if trailing_newline else ""))
 
 
-__all__ = ["atomic_path", "atomic_write", "write_text", "write_json"]
+class _WriteErrorRecorder:
+    """A file object that remembers the ``OSError`` of a failed write.
+
+    ``torch.save`` turns every write failure into a ``RuntimeError`` about its zip
+    writer (``inline_container.cc ... file write failed``); this keeps the real
+    reason (no space left, file too large, quota) so the user is told that.
+    """
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
+def save_torch(obj, path: str | os.PathLike) -> str:
+    """``torch.save(obj, path)`` atomically; a failed write raises the ``OSError`` (naming ``path``)."""
+    import torch
+
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as f:
+        recorder = _WriteErrorRecorder(f)
+        try:
+            torch.save(obj, recorder)
+        except RuntimeError as exc:
+            if recorder.error is None:
+                raise
+            error = recorder.error
+            raise OSError(error.errno or errno.EIO, error.strerror or str(error), path) from exc
+    return path
+
+
+__all__ = ["atomic_path", "atomic_write", "fsync_folder", "remove_stale_temporaries", "save_torch", "write_text",
+           "write_json", "LockHeld", "exclusive_lock"]
 
 
 # ----------------------------------------------------------------------------- one writer at a time
@@ -159,6 +264,3 @@ def _read_lock_note(fd: int) -> dict:
         return json.loads(raw) if raw.strip() else {}
     except (OSError, ValueError):
         return {}
-
-
-__all__ += ["LockHeld", "exclusive_lock"]

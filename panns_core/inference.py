@@ -722,12 +722,13 @@ def save_vectors(names: Sequence[str], matrix: np.ndarray, path, *, dataset: str
     if len(names) == 0:
         raise ValueError(f"{path}: nothing to save (every input failed)")
     matrix = np.asarray(matrix, dtype=np.float32)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ext = os.path.splitext(path)[1].lower()
+    from .fsutil import atomic_path, atomic_write
+
     if ext in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset(dataset, data=matrix)
             f.create_dataset("audio_name", data=np.array(list(names), dtype=object),
                              dtype=h5py.string_dtype("utf-8"))
@@ -736,9 +737,10 @@ def save_vectors(names: Sequence[str], matrix: np.ndarray, path, *, dataset: str
         return [path]
     if ext != ".npy":
         raise ValueError(f"{path}: vectors are saved as .npy or .h5/.hdf5")
-    np.save(path, matrix)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, matrix)
     names_path = path[:-4] + ".names.txt"
-    with open(names_path, "w", encoding="utf-8") as f:
+    with atomic_write(names_path) as f:
         f.writelines(name + "\n" for name in names)
     return [path, names_path]
 
@@ -835,7 +837,9 @@ def plot_sed(result: AudioResult, path=None, *, top_k: int = 10, waveform: np.nd
     axes[1].set_xlim(0, frames - 1)
     fig.tight_layout()
     if path is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=100)
+        from .fsutil import atomic_path
+
+        with atomic_path(path) as tmp:  # the format from the destination's name, not the temporary one
+            fig.savefig(tmp, dpi=100, format=os.path.splitext(path)[1][1:] or plt.rcParams["savefig.format"])
         plt.close(fig)
     return fig

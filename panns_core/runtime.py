@@ -18,10 +18,14 @@ MODEL_OVERRIDES = ("sample_rate", "window_size", "hop_size", "mel_bins", "fmin",
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` ...; a missing GPU is a clear error."""
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1`` ...; a missing GPU or a name torch
+    does not know (``tpu9``) is a ``ValueError`` naming it."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{spec!r} is not a torch device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {spec!r} requested but CUDA is not available")
     return device

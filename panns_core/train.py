@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from panns_core import distributed as D
 from panns_core.evaluate import evaluate
-from panns_core.fsutil import atomic_path, exclusive_lock
+from panns_core.fsutil import exclusive_lock, save_torch
 from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
 from panns_core.precision import PRECISIONS
 from panns_core.runtime import MODEL_OVERRIDES, TensorCollate, ids_sha256
@@ -390,11 +390,6 @@ class TrackedBatches:
         return self.snapshots.pop(iteration)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def load_training_state(path) -> dict:
     """A training checkpoint (``latest.pt`` / ``iter_N.pt``), read with ``weights_only=True``."""
     try:
@@ -737,13 +732,13 @@ def save_checkpoints(run: RunContext, *, model, optimizer, scaler, sampler_state
     if run.dist.is_main:
         run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         i = p.iteration
-        _atomic_save(state, run.checkpoint_dir / "latest.pt")
+        save_torch(state, run.checkpoint_dir / "latest.pt")
         if run.config.keep_snapshots and i > 0 and i % run.config.checkpoint_every == 0:
-            _atomic_save(state, run.checkpoint_dir / f"iter_{i}.pt")
+            save_torch(state, run.checkpoint_dir / f"iter_{i}.pt")
         if improved:
             best = {"model": state["model"], "iteration": i, "config": state["config"],
                     "selection": {"split": run.selection_split, "mAP": p.best_metric}}
-            _atomic_save(best, run.checkpoint_dir / "best.pt")
+            save_torch(best, run.checkpoint_dir / "best.pt")
     D.barrier(run.dist)
 
 

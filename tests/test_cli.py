@@ -5,6 +5,7 @@ untrained Cnn14_DecisionLevelMax); a local HTTP server on 127.0.0.1 plays Zenodo
 """
 
 import csv
+import errno
 import functools
 import hashlib
 import http.server
@@ -90,9 +91,9 @@ def test_corrupt_file_is_reported_and_the_rest_processed(audio_dir, fake_checkpo
     rc = main(["tag", "-c", str(fake_checkpoint), "--model", "Cnn6", "--failures", str(failures),
                corrupt, good])
     captured = capsys.readouterr()
-    assert rc == 0
+    assert rc == 3  # some inputs skipped, the others processed (issue 24 case 9: was 0)
     assert f"skipped {corrupt}: cannot decode audio" in captured.err
-    assert "1 processed, 1 skipped" in captured.err and good in captured.out
+    assert "1 processed, 1 skipped (exit status 3)" in captured.err and good in captured.out
     with open(failures) as f:
         rows = list(csv.DictReader(f))
     assert [r["file"] for r in rows] == [corrupt] and "cannot decode" in rows[0]["reason"]
@@ -104,7 +105,7 @@ def test_corrupt_file_is_reported_and_the_rest_processed(audio_dir, fake_checkpo
 def test_embed_saves_names_and_matrix(audio_dir, fake_checkpoint, tmp_path, suffix):
     out = tmp_path / f"emb{suffix}"
     files = _files(audio_dir, "tone_8k_mono_0.5s.wav", "corrupt.wav", "chirp_48k_mono_10s.flac")
-    assert main(["embed", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", "-o", str(out), *files]) == 0
+    assert main(["embed", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", "-o", str(out), *files]) == 3
     if suffix == ".h5":
         with h5py.File(out) as f:
             names = [n.decode() for n in f["audio_name"][()]]
@@ -254,6 +255,96 @@ def test_console_script_in_a_subprocess(audio_dir, fake_checkpoint):
     proc = subprocess.run(cmd + ["tag", "-c", str(fake_checkpoint), "--model", "Cnn6", "-k", "2", *f],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # corrupt.wav skipped
     assert f[0] in proc.stdout and len(re.findall(r"^  [01]\.\d{3}  \S", proc.stdout, re.M)) == 2
     assert f"skipped {f[1]}" in proc.stderr
+
+
+# --------------------------------------------------------------------------- issue 24: hostile input
+
+
+def test_a_fifo_is_named_as_such_and_any_skipped_input_is_exit_status_3(audio_dir, fake_checkpoint, tmp_path, capsys):
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    good = _files(audio_dir, "tone_8k_mono_0.5s.wav")[0]
+    rc = main(["tag", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", good, str(fifo)])
+    err = capsys.readouterr().err
+    assert rc == 3  # was 0 although a file was skipped
+    assert f"skipped {fifo}: is a named pipe (FIFO), not a regular audio file" in err  # was "file is empty (0 bytes)"
+    assert main(["tag", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6", good]) == 0
+
+
+def _tampered_finetuned_checkpoint(path, labels):
+    from panns_core.transfer.finetune import save_transfer_checkpoint
+    from panns_core.transfer.strategies import transfer_model
+
+    torch.manual_seed(0)
+    model = transfer_model("freeze_l1", create_model("MobileNetV2"), len(labels))
+    return save_transfer_checkpoint(str(path), model, backbone="MobileNetV2", backbone_overrides={},
+                                    strategy="freeze_l1", classes=labels, clip_seconds=1.0)
+
+
+def test_labels_and_file_names_cannot_forge_terminal_output(audio_dir, tmp_path, capsys):
+    forged = "\x1b[1A\x1b[2K  0.999  Speech\nFAKE line\u202e"
+    checkpoint = _tampered_finetuned_checkpoint(tmp_path / "model.pth", ["dog", forged])
+    evil = tmp_path / "a\nb\x1b[31m.wav"
+    sf.write(evil, _signal(16000, 1, 1.0, 0), 16000)
+    rc = main(["tag", "-c", checkpoint, "-k", "2", str(evil), str(tmp_path / "gone\x07.wav")])
+    captured = capsys.readouterr()
+    assert rc == 3
+    for text in (captured.out, captured.err):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    lines = captured.out.splitlines()
+    assert not any(line.startswith("FAKE") for line in lines)
+    assert "  \\x1b[1A\\x1b[2K  0.999  Speech\\nFAKE line\\u202e" in captured.out  # shown, escaped
+    assert f"{tmp_path}/a\\nb\\x1b[31m.wav  (1.00 s" in captured.out
+    assert f"skipped {tmp_path}/gone\\x07.wav: file not found" in captured.err
+
+
+def test_an_undecodable_file_name_prints_in_a_real_terminal_pipe(audio_dir, fake_checkpoint, tmp_path):
+    """A Latin-1 file name on a UTF-8 system is a surrogate escape in Python; printing it used to raise."""
+    sf.write(os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav"), _signal(16000, 1, 0.5, 0), 16000)
+    proc = subprocess.run([sys.executable, "-m", "panns_core.cli", "tag", "-c", str(fake_checkpoint), "--model",
+                           "Cnn6", "-k", "1", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and f"{tmp_path}/caf\\xe9.wav  (0.50 s" in proc.stdout
+
+
+def test_interrupts_devices_and_outputs_are_one_line_errors(audio_dir, fake_checkpoint, tmp_path, capsys,
+                                                            monkeypatch):
+    from panns_core import cli, inference
+
+    f = _files(audio_dir, "tone_8k_mono_0.5s.wav")
+    base = ["tag", "-q", "-c", str(fake_checkpoint), "--model", "Cnn6"]
+
+    def check(argv, status, message):
+        assert main(argv) == status
+        captured = capsys.readouterr()
+        assert message in captured.err and "Traceback" not in captured.err
+        assert len([line for line in captured.err.splitlines() if line.startswith("panns")]) == 1
+
+    check(base + ["--device", "tpu9", *f], 2, "panns: error: --device tpu9: 'tpu9' is not a torch device")
+    (tmp_path / "plain").write_text("x")
+    check(base + ["-o", str(tmp_path / "plain" / "tags.csv"), *f], 2,
+          f"--output {tmp_path / 'plain' / 'tags.csv'}: {tmp_path / 'plain'} exists and is not a folder")
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # a read-only folder (root ignores chmod)
+    check(base + ["-o", str(tmp_path / "tags.csv"), *f], 2, f"the folder {tmp_path} is not writable")
+    monkeypatch.undo()
+
+    def disk_full(df, path):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(cli, "_write_csv", disk_full)
+    check(base + ["-o", str(tmp_path / "tags.csv"), *f], 2,
+          f"panns: error: {tmp_path / 'tags.csv'}: No space left on device; free some space")
+    monkeypatch.undo()
+
+    def ctrl_c(self, inputs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference.Pretrained, "tag", ctrl_c)
+    check(base + f, 130, "panns: interrupted (Ctrl-C)")
+    with pytest.raises(SystemExit) as exit_info:
+        main(base + ["--threads", "0", *f])
+    assert exit_info.value.code == 2 and "argument --threads: must be > 0, got 0" in capsys.readouterr().err

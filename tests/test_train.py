@@ -13,6 +13,7 @@ from panns_core.train import (
     read_statistics,
     train,
 )
+from test_fsutil import killed_writer_leaves
 from train_doubles import (
     stable_statistics,
     constant_net_factory,
@@ -128,7 +129,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="simulated kill"):
         train(tiny_config(broken, balanced=balanced, num_workers=1), data=data, model_factory=killing_factory(5))
     assert [l["iteration"] for l in read_statistics(broken)] == [0, 3]
+    # issue 24 case 12: a run SIGKILLed while writing latest.pt leaves latest.pt.<writer>.tmp behind
+    assert len(killed_writer_leaves(broken / "checkpoints" / "latest.pt")) == 1
     train(tiny_config(broken, balanced=balanced, num_workers=1), data=data)  # auto-resume from latest.pt
+    assert not [p.name for p in (broken / "checkpoints").iterdir() if ".tmp" in p.name]  # removed, not kept
 
     assert stable_statistics(read_statistics(broken)) == stable_statistics(read_statistics(full))
     a = torch.load(full / "checkpoints" / "latest.pt", weights_only=True)

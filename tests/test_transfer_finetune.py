@@ -62,15 +62,24 @@ def make_real_looking_folder(root, per_class: int = 8, seed: int = 0):
     return root / "labels.csv"
 
 
-def test_clip_seconds_is_the_95th_percentile_rounded_up_to_whole_hops():
-    durations = np.array([0.2] * 18 + [1.0, 12.0])  # p95 = 1.0 + 0.05 * 11 = 1.55 s
-    assert np.isclose(np.percentile(durations, 95), 1.55)
-    seconds = data_clip_seconds(durations, 32000, 320)
-    assert seconds == pytest.approx(1.55)  # 155 hops exactly
+def test_clip_seconds_is_the_95th_percentile_of_the_clips_rounded_up_to_whole_hops():
+    spread = np.linspace(0.3, 1.2, 40)  # no outliers: the 38th of 40 durations covers 95 % of the clips
+    assert data_clip_seconds(spread, 32000, 320) == pytest.approx(math.ceil(spread[37] * 100) / 100)
     assert data_clip_seconds([0.3021], 32000, 320) == pytest.approx(0.31)  # rounded up, never down
     assert data_clip_seconds([0.05], 32000, 320, min_samples=9600) == pytest.approx(0.3)  # backbone minimum
     with pytest.raises(ValueError, match="no clip durations"):
         data_clip_seconds([], 32000, 320)
+
+
+def test_one_long_recording_does_not_set_the_clip_length():
+    # issue 24 case 2: 18 clips of 0.3-0.7 s and one 2-hour recording gave clip_seconds = 720.6
+    durations = np.concatenate([np.linspace(0.3, 0.7, 18), [7200.0]])
+    seconds, note = data_clip_seconds(durations, 32000, 320, explain=True)
+    assert seconds == pytest.approx(0.7)
+    assert "1 longer outlier(s)" in note and "of 18 clip durations" in note
+    # a corpus of long clips is capped at AudioSet's 10 s (an explicit --clip-seconds may ask for more)
+    seconds, note = data_clip_seconds(np.full(40, 30.0), 32000, 320, explain=True)
+    assert seconds == pytest.approx(10.0) and "capped at 10 s" in note
 
 
 def test_chance_and_uniform_loss_warnings_say_what_to_change():
@@ -103,7 +112,8 @@ def test_panns_finetune_writes_report_and_its_checkpoint_tags_with_user_labels(t
     captured = capsys.readouterr()
     assert "6/6" in captured.err and "val_acc=" in captured.err and "loss=" in captured.err  # tqdm bar
     assert "skipped" in captured.out and "broken.wav" in captured.out
-    assert "clip_seconds = " in captured.out and "95th percentile of 24 clip durations" in captured.out
+    assert "clip_seconds = " in captured.out and "95th percentile of 23 clip durations" in captured.out
+    assert "1 longer outlier(s)" in captured.out  # the 12-s clip
 
     result = json.loads((out / "result.json").read_text())
     assert result["classes"] == list(CLASSES)

@@ -27,10 +27,10 @@ from panns_core.transfer.runner import TransferConfig, TransferRunner
 from panns_core.transfer.strategies import STRATEGIES, EmbeddingCache
 from panns_core.transfer.synthetic import make_standin
 from panns_core.transfer.api import fine_tune_folder, load_task
-from panns_core.transfer.finetune import FinetuneResult, data_clip_seconds, finetune
+from panns_core.transfer.finetune import FinetuneInterrupted, FinetuneResult, data_clip_seconds, finetune
 
 __all__ = [
-    "CROSS_VALIDATION", "FinetuneResult", "HOLDOUT", "Clip", "ClipAudio", "DatasetLayoutError", "EmbeddingCache", "STRATEGIES",
+    "CROSS_VALIDATION", "FinetuneInterrupted", "FinetuneResult", "HOLDOUT", "Clip", "ClipAudio", "DatasetLayoutError", "EmbeddingCache", "STRATEGIES",
     "TASKS", "TASK_KEYS", "TransferConfig", "TransferData", "TransferRunner", "check_disjoint",
     "data_clip_seconds", "download_task", "fine_tune_folder", "finetune", "load_task", "make_standin", "parse_folder", "parse_shots",
     "parse_task", "run_curves", "shot_subset", "summarise", "task_info", "write_results",

@@ -60,6 +60,23 @@ def clip_segments(x: np.ndarray, sample_rate: int, clip_seconds: float,
                           pad)
 
 
+def header_seconds(path: str) -> float | None:
+    """The length a file's header declares (libsndfile formats), without decoding; None when unknown."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(path)
+        return info.frames / info.samplerate if info.samplerate > 0 and 0 < info.frames < 2 ** 62 else None
+    except Exception:  # noqa: BLE001 - unreadable or not a libsndfile format: decoding will tell
+        return None
+
+
+def _too_long(seconds: float, limit: float) -> str:
+    h, rest = divmod(int(round(seconds)), 3600)
+    return (f"too long for one clip ({h}:{rest // 60:02d}:{rest % 60:02d}, over the {limit:g}-s limit): cut the "
+            "recording into clips and list each on its own row")
+
+
 class ClipAudio:
     """32-kHz mono waveforms of clips, decoded once (in memory or as int16 ``.npy`` in ``cache_dir``)."""
 
@@ -67,6 +84,7 @@ class ClipAudio:
         self.sample_rate = int(sample_rate)
         self.cache_dir = cache_dir
         self._memory: dict[str, object] = {}  # clip_id -> waveform, or path of its .npy
+        self.durations: dict[str, float] = {}  # clip_id -> seconds of the whole file (also beyond max_seconds)
 
     def _disk_path(self, path: str) -> str:
         st = os.stat(path)
@@ -77,7 +95,7 @@ class ClipAudio:
         """The waveform (memory mode) or the path of its int16 ``.npy`` (disk mode, read lazily)."""
         if self.cache_dir is None:
             x = load_audio(path, self.sample_rate)
-            return x if limit is None else x[:limit].copy()
+            return len(x), (x if limit is None else x[:limit].copy())
         cached = self._disk_path(path)
         if not os.path.exists(cached):
             x = load_audio(path, self.sample_rate)
@@ -85,24 +103,39 @@ class ClipAudio:
 
             with atomic_path(cached, suffix=".npy") as tmp:
                 np.save(tmp, (np.clip(x, -1, 1) * 32767.0).astype(np.int16))
-        return cached
+        return len(np.load(cached, mmap_mode="r")), cached
 
-    def load(self, data: TransferData, max_seconds: float | None = None) -> TransferData:
+    def load(self, data: TransferData, max_seconds: float | None = None,
+             max_file_seconds: float | None = None) -> TransferData:
         """Decode every clip of ``data``; unreadable files are logged, recorded in ``skipped`` and dropped.
 
         ``max_seconds`` keeps only the first seconds of each clip in memory
-        (everything after ``clip_seconds`` is never used).
+        (everything after ``clip_seconds`` is never used); :attr:`durations` still
+        holds each file's whole length. ``max_file_seconds``: a longer file (a
+        recording rather than a clip) is skipped and reported; where the header
+        tells the length (every format libsndfile reads) it is not even decoded,
+        so one 2-hour file cannot exhaust the memory.
         """
         bad = []
         limit = None if max_seconds is None else int(round(max_seconds * self.sample_rate))
         for clip in data.clips:
             if clip.clip_id in self._memory:
                 continue
+            if max_file_seconds is not None:
+                declared = header_seconds(clip.path)
+                if declared is not None and declared > max_file_seconds:
+                    bad.append((clip.path, _too_long(declared, max_file_seconds)))
+                    continue
             try:
-                self._memory[clip.clip_id] = self._decode(clip.path, limit)
+                samples, self._memory[clip.clip_id] = self._decode(clip.path, limit)
             except AudioReadError as err:
-                log.warning("skipping unreadable clip %s", err)
+                log.info("skipping unreadable clip %s", err)  # callers report data.skipped themselves
                 bad.append((clip.path, f"unreadable audio: {err.reason}"))
+                continue
+            self.durations[clip.clip_id] = samples / self.sample_rate
+            if max_file_seconds is not None and self.durations[clip.clip_id] > max_file_seconds:
+                del self._memory[clip.clip_id]
+                bad.append((clip.path, _too_long(self.durations.pop(clip.clip_id), max_file_seconds)))
         return data.without(bad)
 
     def __getitem__(self, clip_id: str) -> np.ndarray:

@@ -125,9 +125,23 @@ MSOS_REMOTES = (
 # ----------------------------------------------------------------------------
 
 
+def _require_utf8(path: str) -> None:
+    """A table that is not UTF-8 (e.g. saved as Latin-1 by a spreadsheet) is refused, naming the line."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DatasetLayoutError(
+            f"{path}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8 "
+            "(spreadsheets: 'CSV UTF-8'; or iconv -f latin1 -t utf-8)") from None
+
+
 def read_table(path: str, required: tuple[str, ...], delimiter: str = ",") -> list[dict]:
     """Rows of a CSV/TSV with a header; a clear error names the file and the missing columns."""
     require_file(path, "metadata table")
+    _require_utf8(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         if reader.fieldnames is None:

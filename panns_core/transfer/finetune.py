@@ -15,12 +15,19 @@ output folder:
 * ``model.pth``: the trained model as a weights-only checkpoint (state_dict plus
   plain metadata: backbone name, audio config, label names, clip length, padding) that
   ``panns tag --checkpoint model.pth`` and ``Pretrained.load`` use with the
-  folder's own label names.
+  folder's own label names (and ``--checkpoint`` of a further ``panns finetune``).
+
+The folder is checked and locked before anything is read, a finished run in it is
+never replaced without ``overwrite``, the report lands whole or not at all, and an
+interrupted run (Ctrl-C, a kill) resumes from ``resume.pt`` to the result an
+uninterrupted run gives (:mod:`panns_core.transfer.run_folder`).
 
 Defaults that fit the data (measured in docs/transfer.md):
 
-* ``clip_seconds``: the 95th percentile of the clip durations, rounded up to whole
-  STFT hops (and at least what the backbone's pooling stack needs);
+* ``clip_seconds``: the 95th percentile of the clip durations, outliers left out and
+  capped at 10 s (:func:`data_clip_seconds`), rounded up to whole STFT hops (and at
+  least what the backbone's pooling stack needs); files over 10 minutes are reported
+  and left out without being decoded;
 * learning rate and schedule per strategy (:data:`STRATEGY_DEFAULTS`): linear
   warm-up then cosine decay, a higher rate for scratch training;
 * SpecAugment time stripes scaled to the clip length (``spec_augment="scaled"``;
@@ -46,8 +53,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from panns_core.fsutil import write_json
 from panns_core.transfer.audio import ClipAudio
+from panns_core.transfer.base import HOLDOUT, DatasetLayoutError
 from panns_core.transfer.folder import parse_folder
+from panns_core.transfer.run_folder import RESULT_FILE, OutputFolderError
 from panns_core.transfer.runner import TransferConfig, TransferRunner
 from panns_core.transfer.strategies import HIDDEN_LAYERS, check_strategy, is_frozen
 
@@ -55,6 +65,13 @@ TRANSFER_CHECKPOINT_KIND = "panns_transfer"
 """``kind`` entry of a fine-tuned checkpoint's metadata (``Pretrained.load`` checks it)."""
 
 CLIP_PERCENTILE = 95.0
+MAX_CLIP_SECONDS = 10.0
+"""Longest default clip: AudioSet's clip length, what the released backbones were trained on (``--clip-seconds``
+may ask for more)."""
+MAX_FILE_SECONDS = 600.0
+"""A longer file is a recording, not a clip: it is reported and left out (and not decoded, so memory stays bounded)."""
+SAVE_EVERY_S = 300.0
+"""Seconds between two saves of the training state (plus one on Ctrl-C and one when training ends)."""
 
 STRATEGY_DEFAULTS = {
     "scratch": {"learning_rate": 1e-3, "warmup_fraction": 0.1, "schedule": "cosine", "precise_bn": True},
@@ -76,14 +93,36 @@ DEFAULT_PAD = "repeat"
 
 
 def data_clip_seconds(durations_s, sample_rate: int, hop_size: int, *, percentile: float = CLIP_PERCENTILE,
-                      min_samples: int = 0) -> float:
-    """Clip length covering ``percentile`` % of the clips, rounded up to whole hops (>= ``min_samples``)."""
+                      min_samples: int = 0, max_seconds: float = MAX_CLIP_SECONDS, explain: bool = False):
+    """Clip length covering ``percentile`` % of the clips that are not outliers, rounded up to whole hops.
+
+    Outliers are durations above Tukey's fence (third quartile + 1.5 interquartile
+    ranges): one 2-hour recording among 0.5-s clips must not set every clip to its
+    length. The percentile is an observed duration (``inverted_cdf``: the shortest
+    length that at least ``percentile`` % of the kept clips fit in), capped at
+    ``max_seconds``, then rounded up to whole hops and to at least ``min_samples``.
+    With ``explain``: ``(seconds, how it was chosen)``.
+    """
     durations = np.asarray(durations_s, dtype=np.float64)
     if durations.size == 0:
         raise ValueError("no clip durations to derive clip_seconds from")
-    samples = float(np.percentile(durations, percentile)) * sample_rate
+    q1, q3 = np.percentile(durations, [25, 75])
+    fence = q3 + 1.5 * (q3 - q1)
+    kept = durations[durations <= fence]
+    chosen = float(np.percentile(kept, percentile, method="inverted_cdf"))
+    capped = min(chosen, max_seconds)
+    samples = capped * sample_rate
     hops = max(1, math.ceil(samples / hop_size - 1e-9), math.ceil(min_samples / hop_size))
-    return hops * hop_size / sample_rate
+    seconds = hops * hop_size / sample_rate
+    if not explain:
+        return seconds
+    note = f"{percentile:g}th percentile of {len(kept)} clip durations ({chosen:.3f} s"
+    if len(kept) < len(durations):
+        note += f"; {len(durations) - len(kept)} longer outlier(s), above {fence:.3f} s, left out"
+    note += ")"
+    if capped < chosen:
+        note += f", capped at {max_seconds:g} s"
+    return seconds, note + f", rounded up to whole {hop_size}-sample hops"
 
 
 def diagnose(accuracy: float, test_labels, predicted, losses, classes_num: int, strategy: str,
@@ -230,18 +269,129 @@ class FinetuneResult:
         return self.result["accuracy"]
 
 
-def _backbone_name(backbone: str | None, checkpoint: str | None) -> str:
-    if backbone:
-        return backbone
-    if checkpoint:
-        from panns_core.checkpoints import infer_model_name, read_checkpoint
+class FinetuneInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`finetune` after a step; its state is saved and a rerun continues from it."""
 
-        state, meta = read_checkpoint(checkpoint)
-        name = infer_model_name(state, meta, os.path.basename(checkpoint))
-        if name is None:
-            raise ValueError(f"{checkpoint}: cannot tell which model it belongs to; pass backbone=/--backbone")
-        return name
-    return "Cnn14"
+    def __init__(self, step: int, iterations: int, state_path: str):
+        self.step, self.iterations, self.state_path = step, iterations, state_path
+        super().__init__(f"interrupted after step {step} of {iterations}; the training state is saved in "
+                         f"{state_path}: rerun the same command to continue from there")
+
+
+def _backbone_of(backbone: str | None, checkpoint: str | None, overrides: dict) -> tuple[str, dict]:
+    """The backbone's registry name and its overrides (a fine-tuned checkpoint brings its own)."""
+    if not checkpoint:
+        return backbone or "Cnn14", overrides
+    from panns_core.checkpoints import infer_model_name, read_checkpoint
+
+    state, meta = read_checkpoint(checkpoint)
+    if meta.get("kind") == TRANSFER_CHECKPOINT_KIND:  # a `panns finetune` model.pth: fine-tune it further
+        name = str(meta.get("backbone"))
+        if backbone and backbone != name:
+            raise ValueError(f"{checkpoint} is a fine-tuned {name} (written by panns finetune), not a {backbone}: "
+                             "leave out --backbone")
+        return name, {**dict(meta.get("backbone_overrides") or {}), **overrides}
+    if backbone:
+        return backbone, overrides
+    name = infer_model_name(state, meta, os.path.basename(checkpoint))
+    if name is None:
+        raise ValueError(f"{checkpoint}: cannot tell which model it belongs to; pass backbone=/--backbone")
+    return name, overrides
+
+
+def _check_split(data, fold, csv_path: str, after: str = "") -> None:
+    """Both sides of the split must hold clips, and at least two classes must be trained on."""
+    train_idx, test_idx = data.split(fold)
+    where = f"{csv_path}{after}"
+    if data.protocol == HOLDOUT:
+        hint = "mark some rows 'test' and the others 'train' in the fold column"
+    else:
+        hint = "give the clips at least two different fold numbers (or drop the fold column)"
+    if len(test_idx) == 0:
+        raise DatasetLayoutError(f"{where}: no held-out clips in fold {fold!r} (nothing to evaluate on); {hint}")
+    if len(train_idx) == 0:
+        raise DatasetLayoutError(f"{where}: no training clips outside fold {fold!r}; {hint}")
+    trained = np.unique(data.labels[train_idx])
+    if len(trained) < 2:
+        only = data.classes[int(trained[0])]
+        raise DatasetLayoutError(f"{where}: every training clip has the label {only!r}; a classifier needs "
+                                 "training clips of at least two classes")
+
+
+def _split_warnings(data, train_idx, test_idx) -> list[str]:
+    train_counts = data.class_counts(train_idx)
+    test_counts = data.class_counts(test_idx)
+    warnings = []
+    untrained = [c for c, n in zip(data.classes, train_counts) if n == 0]
+    if untrained:
+        warnings.append(f"{len(untrained)} class(es) have no training clip, so the model cannot predict them: "
+                        f"{', '.join(map(repr, untrained[:5]))}; add clips of these classes, or move one of theirs "
+                        "to the training side")
+    untested = [c for c, n in zip(data.classes, test_counts) if n == 0 and c not in untrained]
+    if untested:
+        warnings.append(f"{len(untested)} class(es) have no held-out clip, so their accuracy is not measured: "
+                        f"{', '.join(map(repr, untested[:5]))}")
+    return warnings
+
+
+def _long_clip_warning(durations: np.ndarray, clip_seconds: float) -> list[str]:
+    longer = durations > clip_seconds + 1e-9
+    if not longer.any():
+        return []
+    return [f"{int(longer.sum())} of {len(durations)} clips are longer than clip_seconds = {clip_seconds:g} s (up to "
+            f"{durations.max():.1f} s): only their first {clip_seconds:g} s are used; cut long recordings into clips "
+            "of their own (or raise --clip-seconds)"]
+
+
+def _clips_digest(data) -> str:
+    """Identifies the clips a run trains on: names, labels, folds and each file's size and time."""
+    import hashlib
+
+    rows = []
+    for c in data.clips:
+        st = os.stat(c.path)
+        rows.append([c.clip_id, int(c.label), str(c.fold), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps([list(data.classes), rows]).encode()).hexdigest()
+
+
+def _file_identity(path: str | None):
+    if not path:
+        return None
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+
+
+class _StopAfterStep:
+    """While active, the first Ctrl-C asks the training loop to stop after its step (and save);
+    a second one interrupts at once. Only the main thread can catch signals; elsewhere a no-op."""
+
+    def __init__(self, notice=None):
+        self.requested = False
+        self._previous = None
+        self._notice = notice
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._notice is not None:
+            self._notice("Ctrl-C: stopping after this step, once the training state is saved (Ctrl-C again stops "
+                         "at once)")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone: str | None = None,
@@ -251,7 +401,8 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
              schedule: str | None = None, spec_augment: str = "scaled",
              precise_bn: bool | None = None, pad: str = DEFAULT_PAD,
              evaluations: int = 10, fold=None, seed: int = 0, backbone_overrides: dict | None = None,
-             device: str = "auto", progress: bool = True, log=print) -> FinetuneResult:
+             device: str = "auto", overwrite: bool = False, save_every_s: float = SAVE_EVERY_S,
+             progress: bool = True, log=print) -> FinetuneResult:
     """Train ``strategy`` on a labelled folder and write the report folder ``output``; see the module docstring.
 
     ``None`` for ``clip_seconds``, ``learning_rate``, ``warmup_fraction``,
@@ -262,37 +413,32 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
     files. ``evaluations`` is how often
     (evenly spaced) the held-out accuracy is computed during training. ``device``:
     ``auto`` (CUDA when present), ``cpu``, ``cuda`` ...; the saved model is on the CPU.
+
+    ``output`` (:mod:`panns_core.transfer.run_folder`): a folder holding a finished run
+    is refused unless ``overwrite``; one holding an interrupted run with the same
+    settings is resumed, ending with the same result as an uninterrupted run. The
+    training state is saved there every ``save_every_s`` seconds (0: after every
+    step), on Ctrl-C (then :class:`FinetuneInterrupted` is raised) and when training
+    ends.
     """
     from panns_core.models import model_info
     from panns_core.runtime import resolve_device
+    from panns_core.transfer.run_folder import RunFolder
 
     check_strategy(strategy)
     if new_head_learning_rate is not None and is_frozen(strategy):
         raise ValueError(f"new_head_learning_rate is for strategies that train the backbone too; {strategy} "
                          "trains only its head: use learning_rate")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    for name, value in (("iterations", iterations), ("batch_size", batch_size), ("evaluations", evaluations)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value}")
+    if clip_seconds is not None and not 0 < clip_seconds < float("inf"):
+        raise ValueError(f"clip_seconds must be > 0, got {clip_seconds}")
     if checkpoint is None and strategy != "scratch":
         raise ValueError(f"strategy {strategy!r} starts from a pretrained model: give checkpoint= "
                          "(a released name such as Cnn14, or a .pth file); only 'scratch' starts from random weights")
-    say = log or (lambda *_: None)
-    device = str(resolve_device(device))
-    t0 = time.perf_counter()
-    backbone = _backbone_name(backbone, checkpoint)
-    overrides = dict(backbone_overrides or {})
-    audio_config = model_info(backbone).config
-    sample_rate = int(overrides.get("sample_rate", audio_config.sample_rate))
-    hop_size = int(overrides.get("hop_size", audio_config.hop_size))
-
-    data = parse_folder(csv_path)
-    audio = ClipAudio(sample_rate)
-    data = audio.load(data)
-    for path, reason in data.skipped:
-        say(f"skipped {path}: {reason}")
-    if not data.clips:
-        raise ValueError(f"{csv_path}: no readable clips")
-    durations = np.array([len(audio[c.clip_id]) / sample_rate for c in data.clips])
-
+    if not save_every_s >= 0:  # also NaN
+        raise ValueError(f"save_every_s must be >= 0 seconds, got {save_every_s}")
     settings = dict(STRATEGY_DEFAULTS[strategy])
     for key, value in (("warmup_fraction", warmup_fraction), ("schedule", schedule), ("precise_bn", precise_bn)):
         if value is not None and (key != "precise_bn" or not is_frozen(strategy)):
@@ -301,102 +447,165 @@ def finetune(csv_path: str, output: str, *, strategy: str = "finetune", backbone
         settings["head_learning_rate" if is_frozen(strategy) else "learning_rate"] = learning_rate
     if new_head_learning_rate is not None:
         settings["new_head_learning_rate"] = new_head_learning_rate
-    cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
-                         iterations=iterations, head_iterations=iterations, batch_size=batch_size,
-                         spec_augment=spec_augment, device=device, pad=pad, **settings)
-    runner = TransferRunner(data, audio, cfg)
-    min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
-    if clip_seconds is None:
-        clip_seconds = data_clip_seconds(durations, sample_rate, hop_size, min_samples=min_samples)
-        clip_note = (f"{CLIP_PERCENTILE:g}th percentile of {len(durations)} clip durations "
-                     f"({np.percentile(durations, CLIP_PERCENTILE):.3f} s) rounded up to whole "
-                     f"{hop_size}-sample hops" + (f", at least {min_samples} samples for {backbone}"
-                                                  if min_samples else ""))
-    else:
-        clip_note = "given"
-    cfg.clip_seconds = float(clip_seconds)
-    runner.data = data = dataclasses.replace(data, clip_seconds=float(clip_seconds))
-    say(f"{len(data.clips)} clips, {len(data.classes)} classes, durations {durations.min():.2f}-"
-        f"{durations.max():.2f} s; clip_seconds = {clip_seconds:g} ({clip_note})")
+    TransferConfig(spec_augment=spec_augment, pad=pad, **settings)  # bad rates, schedules ...: refused before any work
+    say = log or (lambda *_: None)
+    device = str(resolve_device(device))
+    t0 = time.perf_counter()
+    with RunFolder(output, overwrite) as folder:  # checked and locked before anything is read or trained
+        backbone, overrides = _backbone_of(backbone, checkpoint, dict(backbone_overrides or {}))
+        audio_config = model_info(backbone).config
+        sample_rate = int(overrides.get("sample_rate", audio_config.sample_rate))
+        hop_size = int(overrides.get("hop_size", audio_config.hop_size))
 
-    fold = data.folds[0] if fold is None else fold
-    train_idx, test_idx = data.split(fold)
-    test_labels = data.labels[test_idx]
-    rate = settings.get("head_learning_rate", settings.get("learning_rate"))
-    head_rate = settings.get("new_head_learning_rate")
-    say(f"{strategy} {backbone}: {iterations} steps of batch {batch_size}, lr {rate:g}"
-        + (f" (new head {head_rate:g})" if head_rate is not None else "") + " "
-        f"({settings['schedule']}, warm-up {settings['warmup_fraction']:.0%}), SpecAugment {spec_augment}, "
-        f"short clips padded by {pad}; "
-        f"train {len(train_idx)} clips, held-out fold {fold}: {len(test_idx)} clips")
-    if is_frozen(strategy):
-        say(f"computing the frozen {backbone} embeddings of {len(data.clips)} clips once ...")
+        data = parse_folder(csv_path)
+        fold = data.folds[0] if fold is None else fold
+        _check_split(data, fold, csv_path)
+        audio = ClipAudio(sample_rate)
+        data = audio.load(data, max_seconds=max(MAX_CLIP_SECONDS, clip_seconds or 0.0),
+                          max_file_seconds=MAX_FILE_SECONDS)
+        for path, reason in data.skipped:
+            say(f"skipped {path}: {reason}")
+        if not data.clips:
+            raise DatasetLayoutError(f"{csv_path}: no readable clips")
+        _check_split(data, fold, csv_path, after=" (after leaving out the skipped files)")
+        durations = np.array([audio.durations[c.clip_id] for c in data.clips])
 
-    from tqdm.auto import tqdm
+        cfg = TransferConfig(backbone=backbone, checkpoint=checkpoint, backbone_overrides=overrides,
+                             iterations=iterations, head_iterations=iterations, batch_size=batch_size,
+                             spec_augment=spec_augment, device=device, pad=pad, **settings)
+        runner = TransferRunner(data, audio, cfg)
+        min_samples = int(getattr(runner.pretrained(), "min_samples", 0) or 0)
+        if clip_seconds is None:
+            clip_seconds, clip_note = data_clip_seconds(durations, sample_rate, hop_size, min_samples=min_samples,
+                                                        explain=True)
+            clip_note += f", at least {min_samples} samples for {backbone}" if min_samples else ""
+        else:
+            clip_note = "given"
+        cfg.clip_seconds = float(clip_seconds)
+        runner.data = data = dataclasses.replace(data, clip_seconds=float(clip_seconds))
+        say(f"{len(data.clips)} clips, {len(data.classes)} classes, durations {durations.min():.2f}-"
+            f"{durations.max():.2f} s; clip_seconds = {clip_seconds:g} ({clip_note})")
 
-    every = max(1, iterations // max(1, evaluations))
-    history: list[tuple[int, float]] = []
-    bar = tqdm(total=iterations, desc=f"{strategy} {backbone}", unit="step", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    recent: list[float] = []
+        train_idx, test_idx = data.split(fold)
+        test_labels = data.labels[test_idx]
+        data_warnings = _split_warnings(data, train_idx, test_idx) + _long_clip_warning(durations, clip_seconds)
+        for warning in data_warnings:
+            say(f"WARNING: {warning}")
+        rate = settings.get("head_learning_rate", settings.get("learning_rate"))
+        head_rate = settings.get("new_head_learning_rate")
+        fingerprint = {
+            "csv": os.path.abspath(csv_path), "clips": _clips_digest(data), "strategy": strategy,
+            "backbone": backbone, "backbone_overrides": json.dumps(overrides, sort_keys=True),
+            "checkpoint": _file_identity(checkpoint), "iterations": int(iterations), "batch_size": int(batch_size),
+            "clip_seconds": float(clip_seconds), "settings": json.dumps(settings, sort_keys=True),
+            "spec_augment": spec_augment, "pad": pad, "seed": int(seed), "evaluations": int(evaluations),
+            "fold": str(fold)}
+        saved = folder.resume_state(fingerprint)
+        start = int(saved["loop"]["step"]) if saved else 0
+        history: list[tuple[int, float]] = [(int(s), float(a)) for s, a in saved["history"]] if saved else []
+        train_before = float(saved["train_s"]) if saved else 0.0
+        if saved:
+            say(f"resuming the interrupted run in {output} after step {start} of {iterations}")
+        say(f"{strategy} {backbone}: {iterations} steps of batch {batch_size}, lr {rate:g}"
+            + (f" (new head {head_rate:g})" if head_rate is not None else "") + " "
+            f"({settings['schedule']}, warm-up {settings['warmup_fraction']:.0%}), SpecAugment {spec_augment}, "
+            f"short clips padded by {pad}; "
+            f"train {len(train_idx)} clips, held-out fold {fold}: {len(test_idx)} clips")
+        if is_frozen(strategy):
+            say(f"computing the frozen {backbone} embeddings of {len(data.clips)} clips once ...")
 
-    def on_step(step: int, loss: float, predict) -> None:
-        recent.append(loss)
-        bar.update(1)
-        if step % every == 0 or step == iterations:
-            acc = float(np.mean(predict().argmax(axis=1) == test_labels)) if len(test_idx) else float("nan")
-            history.append((step, acc))
-        if step % 5 == 0 or step == iterations or step == 1:
-            postfix = {"loss": f"{np.mean(recent[-every:]):.3f}"}
-            if history:
-                postfix["val_acc"] = f"{history[-1][1]:.3f}"
-            bar.set_postfix(postfix, refresh=False)
+        from tqdm.auto import tqdm
 
-    t_train = time.perf_counter()
-    try:
-        row, model = runner.run(strategy, fold, seed=seed, return_model=True, on_step=on_step)
-    finally:
-        bar.close()
-    train_s = time.perf_counter() - t_train
-    model = model.cpu()
-    probs, losses = runner.last_probabilities, runner.last_losses
+        every = max(1, iterations // evaluations)
+        bar = tqdm(total=iterations, initial=start, desc=f"{strategy} {backbone}", unit="step",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        recent: list[float] = list(saved["loop"]["losses"]) if saved else []
+        t_train = time.perf_counter()
+        last_save = [time.monotonic()]
 
-    os.makedirs(output, exist_ok=True)
-    predicted = probs.argmax(axis=1)
-    accuracy = float(np.mean(predicted == test_labels)) if len(test_idx) else float("nan")
-    passes = iterations * batch_size / max(1, len(train_idx))
-    warnings = diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy, learning_rate=rate,
-                        passes=passes)
-    paths = write_report(output, data, test_idx, probs, losses, history)
-    checkpoint_path = os.path.join(output, "model.pth")
-    save_transfer_checkpoint(checkpoint_path, model, backbone=backbone, backbone_overrides=overrides,
-                             strategy=strategy, classes=data.classes, clip_seconds=clip_seconds, pad=pad,
-                             accuracy=accuracy, iterations=iterations)
-    paths["checkpoint"] = checkpoint_path
-    result = {
-        "csv": os.path.abspath(csv_path), "strategy": strategy, "backbone": backbone,
-        "checkpoint": checkpoint, "classes": list(data.classes), "fold": str(fold),
-        "train_clips": int(len(train_idx)), "test_clips": int(len(test_idx)),
-        "accuracy": accuracy, "chance": float(np.bincount(test_labels, minlength=len(data.classes)).max()
-                                              / max(1, len(test_labels))),
-        "uniform_guess_loss": math.log(len(data.classes)),
-        "first_loss": row["first_loss"], "last_loss": row["last_loss"],
-        "history": [{"step": s, "accuracy": a} for s, a in history],
-        "clip_seconds": float(clip_seconds), "clip_seconds_from": clip_note,
-        "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
-                        "p95": float(np.percentile(durations, CLIP_PERCENTILE)), "max": float(durations.max())},
-        "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
-                     "spec_augment": spec_augment, "pad": pad, "seed": seed, "backbone_overrides": overrides,
-                     "device": device},
-        "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
-        "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
-        "files": {k: os.path.basename(v) for k, v in paths.items()},
-    }
-    paths["result"] = os.path.join(output, "result.json")
-    with open(paths["result"], "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
+        def on_step(step: int, loss: float, evaluate) -> None:
+            recent.append(loss)
+            bar.update(1)
+            evaluated = step % every == 0 or step == iterations
+            if evaluated:
+                # Recomputing BatchNorm statistics and predicting the held-out clips can take minutes: show it.
+                with tqdm(total=evaluate.segments, desc=f"evaluating after step {step}", unit="clip", leave=False,
+                          disable=not progress or not evaluate.segments, file=sys.stderr,
+                          dynamic_ncols=True) as eval_bar:
+                    probs = evaluate(eval_bar.update)
+                history.append((step, float(np.mean(probs.argmax(axis=1) == test_labels))))
+            if evaluated or step % 5 == 0 or step == 1:
+                postfix = {"loss": f"{np.mean(recent[-every:]):.3f}"}
+                if history:
+                    postfix["val_acc"] = f"{history[-1][1]:.3f}"
+                bar.set_postfix(postfix, refresh=evaluated)
+
+        def on_snapshot(step: int, snapshot) -> None:
+            due = stop.requested or step == iterations or time.monotonic() - last_save[0] >= save_every_s
+            if not due:
+                return
+            folder.write_state(fingerprint, loop=snapshot(), history=[list(h) for h in history],
+                               train_s=train_before + time.perf_counter() - t_train)
+            last_save[0] = time.monotonic()
+            if stop.requested and step < iterations:
+                raise FinetuneInterrupted(step, iterations, folder.state_path)
+
+        try:
+            with _StopAfterStep(log) as stop:
+                row, model = runner.run(strategy, fold, seed=seed, return_model=True, on_step=on_step,
+                                        resume=saved["loop"] if saved else None, on_snapshot=on_snapshot)
+        finally:
+            bar.close()
+        train_s = train_before + time.perf_counter() - t_train
+        model = model.cpu()
+        probs, losses = runner.last_probabilities, runner.last_losses
+
+        predicted = probs.argmax(axis=1)
+        accuracy = float(np.mean(predicted == test_labels))
+        passes = iterations * batch_size / max(1, len(train_idx))
+        warnings = data_warnings + diagnose(accuracy, test_labels, predicted, losses, len(data.classes), strategy,
+                                            learning_rate=rate, passes=passes)
+        staging = folder.new_staging()
+        try:
+            paths = write_report(staging, data, test_idx, probs, losses, history)
+            save_transfer_checkpoint(os.path.join(staging, "model.pth"), model, backbone=backbone,
+                                     backbone_overrides=overrides, strategy=strategy, classes=data.classes,
+                                     clip_seconds=clip_seconds, pad=pad, accuracy=accuracy, iterations=iterations)
+            paths["checkpoint"] = os.path.join(staging, "model.pth")
+            result = {
+                "csv": os.path.abspath(csv_path), "strategy": strategy, "backbone": backbone,
+                "checkpoint": checkpoint, "classes": list(data.classes), "fold": str(fold),
+                "train_clips": int(len(train_idx)), "test_clips": int(len(test_idx)),
+                "accuracy": accuracy, "accuracy_measured": f"held-out fold {fold} after step {iterations}: the last "
+                                                           "val_acc of the progress bar",
+                "chance": float(np.bincount(test_labels, minlength=len(data.classes)).max() / len(test_labels)),
+                "uniform_guess_loss": math.log(len(data.classes)),
+                "first_loss": row["first_loss"], "last_loss": row["last_loss"],
+                "history": [{"step": s, "accuracy": a} for s, a in history],
+                "clip_seconds": float(clip_seconds), "clip_seconds_from": clip_note,
+                "durations_s": {"min": float(durations.min()), "median": float(np.median(durations)),
+                                "p95": float(np.percentile(durations, CLIP_PERCENTILE, method="inverted_cdf")),
+                                "max": float(durations.max())},
+                "settings": {**settings, "iterations": iterations, "batch_size": batch_size,
+                             "spec_augment": spec_augment, "pad": pad, "seed": seed, "backbone_overrides": overrides,
+                             "device": device, "evaluations": evaluations},
+                "warnings": warnings, "skipped": [[p, r] for p, r in data.skipped],
+                "resumed_from_step": start or None,
+                "train_s": round(train_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
+                "files": {k: os.path.basename(v) for k, v in paths.items()} | {"result": RESULT_FILE},
+            }
+            write_json(result, os.path.join(staging, RESULT_FILE), indent=1)
+        except OSError as exc:
+            folder.discard_staging()
+            raise OutputFolderError(
+                f"cannot write the report into {output} ({exc.strerror or exc}); nothing in {output} was changed, "
+                f"and the trained model is kept in {folder.state_path}: free some space and rerun the same command "
+                "to write the report") from None
+        folder.publish()
+    paths = {k: os.path.join(output, os.path.basename(v)) for k, v in paths.items()}
+    paths["result"] = os.path.join(output, RESULT_FILE)
     say(f"held-out accuracy {accuracy:.3f} (chance {result['chance']:.3f}) after {iterations} steps "
-        f"({train_s:.1f} s); report in {output}, model {checkpoint_path}")
+        f"({train_s:.1f} s of training; the last val_acc shown); report in {output}, model {paths['checkpoint']}")
     for warning in warnings:
         say(f"WARNING: {warning}")
     return FinetuneResult(model, result, paths)

@@ -13,6 +13,12 @@ every strategy, the few-shot curves and the runner work on it unchanged.
 
 Rows whose file is missing are reported in ``skipped``; unreadable audio is
 reported and skipped when decoded (:class:`~panns_core.transfer.audio.ClipAudio`).
+
+Clips are identified by their resolved path: ``x.flac``, ``./x.flac`` and a symlink
+to it are one clip. Listed again with the same label and fold, the repeat is
+dropped and reported in ``skipped``; with another label or fold (which would put
+one clip on both sides of the split) the CSV is refused, naming both lines. A CSV
+with fewer than two classes is refused (there is nothing to tell apart).
 """
 
 from __future__ import annotations
@@ -27,15 +33,49 @@ from panns_core.transfer.datasets import read_table
 
 
 def stratified_folds(labels, folds: int, seed: int = 0) -> np.ndarray:
-    """Fold numbers 1..``folds`` dealt round-robin within each class after a seeded shuffle."""
+    """Fold numbers 1..``folds`` dealt round-robin within each class after a seeded shuffle.
+
+    A class with a single clip gets the last fold, not the first: fold 1 is the
+    held-out side of ``panns finetune``, and its only clip must be trained on.
+    """
     labels = np.asarray(labels)
     out = np.zeros(len(labels), dtype=np.int64)
     rng = np.random.default_rng(seed)
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)
         idx = idx[rng.permutation(len(idx))]
-        out[idx] = np.arange(len(idx)) % folds + 1
+        out[idx] = np.arange(len(idx)) % folds + 1 if len(idx) > 1 else folds
     return out
+
+
+def _same_file_key(path: str) -> str:
+    """What identifies a listed file: its resolved path (``./x.wav``, ``x.wav`` and links to it agree)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _drop_repeats(rows: list[dict], audio_dir: str, csv_path: str, has_fold: bool) -> tuple[list, list]:
+    """Rows listing a file already listed: dropped when they agree, refused when they contradict."""
+    first: dict[str, tuple[int, dict]] = {}
+    kept, repeats = [], []
+    for line, row in enumerate(rows, start=2):
+        key = _same_file_key(os.path.join(audio_dir, row["filename"]))
+        if key not in first:
+            first[key] = (line, row)
+            kept.append((line, row))
+            continue
+        line0, row0 = first[key]
+        same = (f"{csv_path}: line {line} lists {row['filename']!r}, the same file as line {line0} "
+                f"({row0['filename']!r})")
+        if row["label"] != row0["label"]:
+            raise DatasetLayoutError(f"{same} with another label ({row['label']!r}, there {row0['label']!r}); "
+                                     "list each file once")
+        if has_fold and (_parse_fold(row.get("fold", ""), csv_path, line)
+                         != _parse_fold(row0.get("fold", ""), csv_path, line0)):
+            raise DatasetLayoutError(f"{same} in another fold ({row.get('fold')!r}, there {row0.get('fold')!r}): "
+                                     "it would be trained on and tested; list each file once")
+        repeats.append((os.path.join(audio_dir, row["filename"]),
+                        f"listed again on line {line} (first on line {line0} as {row0['filename']!r}); used once"))
+    return kept, repeats
 
 
 def _parse_fold(value: str, csv_path: str, line: int):
@@ -66,8 +106,10 @@ def parse_folder(csv_path: str, audio_dir: str | None = None, *, task: str = "fo
     classes = sorted({r["label"] for r in rows})
     index = {c: i for i, c in enumerate(classes)}
     has_fold = any(r.get("fold") for r in rows)
+    numbered, repeats = _drop_repeats(rows, audio_dir, csv_path, has_fold)
+    rows = [r for _, r in numbered]
     if has_fold:
-        fold_values = [_parse_fold(r.get("fold", ""), csv_path, line) for line, r in enumerate(rows, start=2)]
+        fold_values = [_parse_fold(r.get("fold", ""), csv_path, line) for line, r in numbered]
         kinds = {isinstance(v, str) for v in fold_values}
         if len(kinds) > 1:
             raise DatasetLayoutError(f"{csv_path}: the fold column mixes integers and 'train'/'test'")
@@ -75,11 +117,14 @@ def parse_folder(csv_path: str, audio_dir: str | None = None, *, task: str = "fo
     else:
         fold_values = list(stratified_folds([index[r["label"]] for r in rows], folds, seed))
         protocol = CROSS_VALIDATION
-    clips, skipped = [], []
+    if len(classes) < 2:
+        raise DatasetLayoutError(f"{csv_path}: every row has the label {classes[0]!r}; a classifier needs at "
+                                 "least two classes")
+    clips, skipped = [], list(repeats)
     for row, fold in zip(rows, fold_values):
         path = os.path.join(audio_dir, row["filename"])
         if os.path.isfile(path):
-            clips.append(Clip(row["filename"], os.path.abspath(path), index[row["label"]],
+            clips.append(Clip(os.path.normpath(row["filename"]), os.path.abspath(path), index[row["label"]],
                               fold if isinstance(fold, str) else int(fold)))
         else:
             skipped.append((path, "listed in the CSV but the audio file is missing"))

@@ -161,24 +161,71 @@ def cross_entropy_step(optimizer: torch.optim.Optimizer, logits: torch.Tensor, t
 StepCallback = Callable[[int, float], None]
 """``on_step(step, loss)`` after each optimiser step (1-based step): progress bars, evaluations."""
 
+SnapshotCallback = Callable[[int, Callable[[], dict]], None]
+"""``on_snapshot(step, snapshot)`` after each step (and its ``on_step``): ``snapshot()`` returns the loop's
+whole state (weights, optimiser, schedule, random generators, losses) for a later ``resume``."""
+
+LOOP_STATE_FORMAT = "panns_transfer_loop_v1"
+
+
+def loop_snapshot(step: int, module: nn.Module, optimizer, scheduler, losses: list[float],
+                  rng: np.random.Generator | None = None, generator: torch.Generator | None = None) -> dict:
+    """Everything a training loop needs to continue after ``step`` exactly as if never stopped.
+
+    Plain types and tensors only (``torch.load(..., weights_only=True)`` reads it back).
+    """
+    return {"format": LOOP_STATE_FORMAT, "step": int(step),
+            "weights": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "losses": [float(x) for x in losses], "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": rng.bit_generator.state if rng is not None else None,
+            "generator": generator.get_state() if generator is not None else None}
+
+
+def restore_loop(state: dict, module: nn.Module, optimizer, scheduler, rng: np.random.Generator | None = None,
+                 generator: torch.Generator | None = None) -> tuple[int, list[float]]:
+    """Load a :func:`loop_snapshot` into the loop's objects; returns ``(step, losses)`` to continue from."""
+    if state.get("format") != LOOP_STATE_FORMAT:
+        raise ValueError(f"not a transfer training state (format {state.get('format')!r})")
+    module.load_state_dict(state["weights"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if rng is not None:
+        rng.bit_generator.state = state["numpy_rng"]
+    if generator is not None:
+        generator.set_state(state["generator"])
+    return int(state["step"]), list(state["losses"])
+
 
 def train_head(head: nn.Module, features: np.ndarray, labels: np.ndarray, cfg: TransferConfig,
-               seed: int, on_step: StepCallback | None = None) -> list[float]:
-    """Adam on minibatches of (embedding, label); returns the loss of each step."""
+               seed: int, on_step: StepCallback | None = None, *, resume: dict | None = None,
+               on_snapshot: SnapshotCallback | None = None) -> list[float]:
+    """Adam on minibatches of (embedding, label); returns the loss of each step.
+
+    ``resume``: a :func:`loop_snapshot` to continue from; ``on_snapshot`` is offered
+    one after every step (see :data:`SnapshotCallback`).
+    """
     g = torch.Generator().manual_seed(seed)
     device = next(head.parameters()).device
     x_all = torch.from_numpy(features).to(device)
     y_all = torch.from_numpy(labels.astype(np.int64)).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.head_learning_rate)
     scheduler = make_scheduler(optimizer, cfg.head_iterations, cfg)
+    start, losses = (0, []) if resume is None else restore_loop(resume, head, optimizer, scheduler, generator=g)
     head.train()
-    losses = []
-    for step in range(cfg.head_iterations):
+    for step in range(start, cfg.head_iterations):
         idx = torch.randint(0, len(x_all), (min(cfg.batch_size, len(x_all)),), generator=g).to(device)
         losses.append(cross_entropy_step(optimizer, logits_of(head(x_all[idx])), y_all[idx], scheduler))
         if on_step is not None:
             on_step(step + 1, losses[-1])
             head.train()  # the callback may have evaluated
+        if on_snapshot is not None:
+            on_snapshot(step + 1, lambda n=step + 1: loop_snapshot(n, head, optimizer, scheduler, losses,
+                                                                   generator=g))
     head.eval()
     return losses
 
@@ -228,16 +275,21 @@ def parameter_groups(model: nn.Module, cfg: TransferConfig) -> list[dict]:
 
 
 def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
-                cfg: TransferConfig, seed: int, on_step: StepCallback | None = None) -> list[float]:
-    """Adam over the trainable parameters for ``cfg.iterations`` steps; returns the losses."""
+                cfg: TransferConfig, seed: int, on_step: StepCallback | None = None, *,
+                resume: dict | None = None, on_snapshot: SnapshotCallback | None = None) -> list[float]:
+    """Adam over the trainable parameters for ``cfg.iterations`` steps; returns the losses.
+
+    ``resume``/``on_snapshot``: as in :func:`train_head`; a resumed loop draws the
+    same batches, crops, dropout and SpecAugment masks as an uninterrupted one.
+    """
     rng = np.random.default_rng(seed)
     clip_seconds, segment_seconds = cfg.geometry(data)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(parameter_groups(model, cfg), lr=cfg.learning_rate, amsgrad=True)
     scheduler = make_scheduler(optimizer, cfg.iterations, cfg)
+    start, losses = (0, []) if resume is None else restore_loop(resume, model, optimizer, scheduler, rng=rng)
     model.train()
-    losses = []
-    for step in range(cfg.iterations):
+    for step in range(start, cfg.iterations):
         batch = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=len(train_idx) < cfg.batch_size)
         x, y = training_batch(data, audio, batch, clip_seconds, segment_seconds, rng, cfg.pad)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -245,13 +297,15 @@ def train_model(model: nn.Module, data: TransferData, audio: ClipAudio, train_id
         if on_step is not None:
             on_step(step + 1, losses[-1])
             model.train()  # the callback may have evaluated
+        if on_snapshot is not None:
+            on_snapshot(step + 1, lambda n=step + 1: loop_snapshot(n, model, optimizer, scheduler, losses, rng=rng))
     model.eval()
     return losses
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio, train_idx: np.ndarray,
-                          cfg: TransferConfig) -> int:
+                          cfg: TransferConfig, progress: Callable[[int], None] | None = None) -> int:
     """Set every BatchNorm's running statistics to their mean over the training clips; returns the count.
 
     Why: the running statistics are an exponential average (momentum 0.1) of the
@@ -262,6 +316,7 @@ def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio
     docs/transfer.md). Here the model runs in eval mode (no dropout, no
     SpecAugment) with only its BatchNorm layers collecting a cumulative average
     (``momentum=None``) over one pass of the training clips, as they are evaluated.
+    ``progress(n)`` is called after each batch of ``n`` segments.
     """
     device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
@@ -271,14 +326,17 @@ def recalibrate_batchnorm(model: nn.Module, data: TransferData, audio: ClipAudio
         segs = np.concatenate([clip_segments(audio[data.clips[int(i)].clip_id], audio.sample_rate, clip_seconds,
                                              segment_seconds, cfg.pad) for i in train_idx])
         for start in range(0, len(segs), cfg.eval_batch_size):
-            model(torch.from_numpy(segs[start:start + cfg.eval_batch_size].astype(np.float32)).to(device))
+            batch = segs[start:start + cfg.eval_batch_size]
+            model(torch.from_numpy(batch.astype(np.float32)).to(device))
+            if progress is not None:
+                progress(len(batch))
     return count
 
 
 @torch.no_grad()
 def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indices: np.ndarray,
-                  cfg: TransferConfig) -> np.ndarray:
-    """Clip probabilities from the full model in eval mode, averaged over segments."""
+                  cfg: TransferConfig, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Clip probabilities from the full model in eval mode, averaged over segments (``progress(n)`` per batch)."""
     model.eval()
     device = next(model.parameters()).device
     clip_seconds, segment_seconds = cfg.geometry(data)
@@ -289,6 +347,8 @@ def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indice
     for start in range(0, len(flat), cfg.eval_batch_size):
         x = torch.from_numpy(flat[start:start + cfg.eval_batch_size].astype(np.float32)).to(device)
         probs.append(torch.softmax(logits_of(model(x)), dim=-1).float().cpu().numpy())
+        if progress is not None:
+            progress(len(x))
     probs = np.concatenate(probs)
     bounds = np.cumsum([0] + [len(s) for s in segs])
     return np.stack([probs[bounds[i]:bounds[i + 1]].mean(0) for i in range(len(segs))])
@@ -297,6 +357,18 @@ def predict_model(model: nn.Module, data: TransferData, audio: ClipAudio, indice
 # ----------------------------------------------------------------------------
 # One run
 # ----------------------------------------------------------------------------
+
+
+@dataclass
+class HeldOutEvaluation:
+    """What ``TransferRunner.run`` hands to ``on_step``: ``evaluate(progress=None)`` gives the held-out
+    probabilities now; ``segments`` is how many segments it runs (``progress(n)`` counts them)."""
+
+    evaluate: Callable
+    segments: int
+
+    def __call__(self, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.evaluate(progress)
 
 
 class TransferRunner:
@@ -365,6 +437,15 @@ class TransferRunner:
         return self.cache.get(base, self.data, self.audio, clip_seconds, segment_seconds,
                               self.cfg.eval_batch_size, weights_hash=self._pretrained_hash, pad=self.cfg.pad)
 
+    def segment_count(self, indices) -> int:
+        """How many segments an evaluation of ``indices`` runs through the model (one per clip unless segmented)."""
+        clip_seconds, segment_seconds = self.cfg.geometry(self.data)
+        if segment_seconds is None:
+            return len(indices)
+        keep, seg = int(round(clip_seconds * self.audio.sample_rate)), int(round(segment_seconds * self.audio.sample_rate))
+        return int(sum(max(1, -(-min(len(self.audio[self.data.clips[int(i)].clip_id]), keep) // seg))
+                       for i in indices))
+
     def check_geometry(self, base: nn.Module, trained: bool = True) -> None:
         """Clips/segments must be long enough for the backbone (and its SpecAugment stripes when trained)."""
         clip_seconds, segment_seconds = self.cfg.geometry(self.data)
@@ -387,16 +468,20 @@ class TransferRunner:
                                  "spec_augment='scaled' for stripes scaled to the clip length)")
 
     def run(self, strategy: str, fold, train_idx: np.ndarray | None = None, seed: int = 0,
-            return_model: bool = False, on_step=None):
+            return_model: bool = False, on_step=None, *, resume: dict | None = None,
+            on_snapshot: SnapshotCallback | None = None):
         """Train on ``train_idx`` (default: the fold's whole training side), test on the fold; a result row.
 
         With ``return_model`` also the trained TransferModel (its head works on
         waveforms, also when it was trained on cached embeddings). ``on_step(step,
-        loss, predict)`` is called after every optimiser step; ``predict()`` returns
-        the current model's test-side probabilities (for progress bars and
-        monitoring; nothing is selected on them). The test indices, probabilities
-        and step losses of the last run stay in ``last_test_idx``,
-        ``last_probabilities`` and ``last_losses``.
+        loss, evaluate)`` is called after every optimiser step; ``evaluate(progress=None)``
+        (a :class:`HeldOutEvaluation`) returns the current model's test-side
+        probabilities (for progress bars and monitoring; nothing is selected on them).
+        When it was called after the last step, its result is the run's result (the
+        final evaluation is not repeated, so the last number shown is the one reported).
+        ``resume`` / ``on_snapshot``: continue a stopped loop / offer its state after each
+        step (:func:`train_model`). The test indices, probabilities and step losses of the
+        last run stay in ``last_test_idx``, ``last_probabilities`` and ``last_losses``.
         """
         t0 = time.perf_counter()
         fold_train, test_idx = self.data.split(fold)
@@ -410,6 +495,7 @@ class TransferRunner:
         self.check_geometry(base_of(model), trained=not is_frozen(strategy))
         labels = self.data.labels
         test_ids = [self.data.clips[int(i)].clip_id for i in test_idx]
+        last = {}  # step -> probabilities of an evaluation after that step
         if is_frozen(strategy):
             table = self.embeddings()
             feats, ys = [], []
@@ -417,21 +503,35 @@ class TransferRunner:
                 e = table[self.data.clips[int(i)].clip_id]
                 feats.append(e)
                 ys.append(np.full(len(e), labels[int(i)]))
-            def predict():
+
+            def predict(progress=None):
                 return predict_head(head_of(model), table, test_ids)
 
-            callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))
-            losses = train_head(head_of(model), np.concatenate(feats), np.concatenate(ys), self.cfg, seed,
-                                on_step=callback)
+            predict_segments = 0
         else:
-            def predict():
+            def predict(progress=None):
                 if self.cfg.precise_bn:
-                    recalibrate_batchnorm(model, self.data, self.audio, train_idx, self.cfg)
-                return predict_model(model, self.data, self.audio, test_idx, self.cfg)
+                    recalibrate_batchnorm(model, self.data, self.audio, train_idx, self.cfg, progress)
+                return predict_model(model, self.data, self.audio, test_idx, self.cfg, progress)
 
-            callback = None if on_step is None else (lambda step, loss: on_step(step, loss, predict))
-            losses = train_model(model, self.data, self.audio, train_idx, self.cfg, seed, on_step=callback)
-        probs = predict()
+            predict_segments = 0 if on_step is None else (
+                self.segment_count(test_idx) + (self.segment_count(train_idx) if self.cfg.precise_bn else 0))
+
+        def evaluation(step: int) -> HeldOutEvaluation:
+            def evaluate(progress=None):
+                last.clear()
+                last[step] = predict(progress)
+                return last[step]
+            return HeldOutEvaluation(evaluate, predict_segments)
+
+        callback = None if on_step is None else (lambda step, loss: on_step(step, loss, evaluation(step)))
+        if is_frozen(strategy):
+            losses = train_head(head_of(model), np.concatenate(feats), np.concatenate(ys), self.cfg, seed,
+                                on_step=callback, resume=resume, on_snapshot=on_snapshot)
+        else:
+            losses = train_model(model, self.data, self.audio, train_idx, self.cfg, seed, on_step=callback,
+                                 resume=resume, on_snapshot=on_snapshot)
+        probs = last[len(losses)] if len(losses) in last else predict()
         self.last_test_idx, self.last_probabilities, self.last_losses = test_idx, probs, losses
         counts = self.data.class_counts(train_idx)
         row = {

@@ -60,25 +60,30 @@ def make_backbone(backbone, checkpoint: str | None = None, **overrides) -> nn.Mo
     """A backbone by registry name (``create_model(name, **overrides)``) or a ready module.
 
     With ``checkpoint`` the weights are loaded (official ``{'model': ...}`` files
-    included) through :func:`panns_core.checkpoints.load_checkpoint`.
+    included) with :func:`panns_core.checkpoints.load_checkpoint`'s checks. A
+    ``panns finetune`` model (``model.pth``) gives its backbone's weights: a fine-tuned
+    model can be fine-tuned again, on the same or new classes.
     """
-    from panns_core.checkpoints import load_checkpoint, read_checkpoint
+    from panns_core.checkpoints import load_state_checked, read_checkpoint
 
+    state = None
+    if checkpoint:
+        state, meta = read_checkpoint(checkpoint)
+        if meta.get("kind") == "panns_transfer":  # TransferModel: the backbone is its ``base``
+            state = {k[len("base."):]: v for k, v in state.items() if k.startswith("base.")}
     if isinstance(backbone, nn.Module):
         base = backbone
     else:
         from panns_core.models import create_model
 
-        if checkpoint and "classes_num" not in overrides:
+        head = None if state is None else state.get("fc_audioset.weight")
+        if head is not None and "classes_num" not in overrides:
             # The AudioSet head is replaced by the transfer head anyway: build the backbone with
             # the checkpoint's own class count (527 for released files, K for our corpus runs).
-            state, _ = read_checkpoint(checkpoint)
-            head = state.get("fc_audioset.weight")
-            if head is not None:
-                overrides = {**overrides, "classes_num": int(head.shape[0])}
+            overrides = {**overrides, "classes_num": int(head.shape[0])}
         base = create_model(str(backbone), **overrides)
-    if checkpoint:
-        load_checkpoint(base, checkpoint)
+    if state is not None:
+        load_state_checked(base, state, checkpoint)
     return base
 
 
