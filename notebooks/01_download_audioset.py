@@ -7,13 +7,13 @@
 # ---
 
 # %% tags=["parameters"]
-profile = None      # None: the profile you last ran (runs/last_profile.json; `make lab PROFILE=...` picks another)
-run_root = None     # None: that profile's run folder, e.g. runs/default
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
 figures_dir = None
-data_root = None    # None: the profile's data.root
-data_source = None  # None: the profile's data_source ("generated" or "audioset")
-generate = None     # None: the profile's data.generate
-acquire = None      # None: the profile's data.acquire
+data_root = None    # None: the data folder of the profile
+data_source = None  # None: generated or audioset, as the profile says
+generate = None     # None: data.generate of the profile
+acquire = None      # None: data.acquire of the profile
 packed = None       # True: data_root is an already packed PANNs-format copy (the profile's data.packed): nothing to make
 
 # %% [markdown]

@@ -7,12 +7,12 @@
 # ---
 
 # %% tags=["parameters"]
-profile = None      # None: the profile you last ran (runs/last_profile.json; `make lab PROFILE=...` picks another)
-run_root = None     # None: that profile's run folder, e.g. runs/default
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
 figures_dir = None
-data_root = None    # None: the profile's data.root
+data_root = None    # None: the data folder of the profile
 data_source = None
-pack = None         # None: the profile's data.pack
+pack = None         # None: data.pack of the profile
 packed = None       # True: data_root is an already packed copy: no packing, only missing indexes are built
 
 # %% [markdown]

@@ -7,8 +7,8 @@
 # ---
 
 # %% tags=["parameters"]
-profile = None      # None: the profile you last ran (runs/last_profile.json; `make lab PROFILE=...` picks another)
-run_root = None     # None: that profile's run folder, e.g. runs/default
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
 figures_dir = None
 data_root = None
 data_source = None

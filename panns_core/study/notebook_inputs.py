@@ -266,3 +266,13 @@ def example_run(iterations: int = 20) -> str:
                   flush=True)
         T.train(config)  # resumes a finished run at its end: nothing to train
     return run_dir
+
+
+def profile_notebook_parameters(opened: OpenedProfile, stem: str) -> dict:
+    """The parameters the profile's ``notebooks`` list gives notebook ``stem`` ({} when it names none)."""
+    for item in opened.spec.get("notebooks") or []:
+        if isinstance(item, str) and item == stem:
+            return {}
+        if isinstance(item, dict) and stem in item:
+            return dict(item[stem] or {})
+    return {}
