@@ -111,7 +111,6 @@ def test_solved_exercises_pass_their_checks(tiny, stem, tmp_path, monkeypatch):
     root = tiny[0]
     monkeypatch.chdir(root)  # the notebooks' relative paths (data/tiny ...) are the pipeline's
     monkeypatch.setenv(E.STRICT_ENV, "strict")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     E.RESULTS.clear()
     if stem.startswith("02"):  # 02 packs what 01 makes
         run_notebook("01_download_audioset", solutions=True, **_solved_parameters("01_download_audioset", root, tmp_path))

@@ -211,8 +211,15 @@ def build_book(profile: str | None = None, *, output: str | os.PathLike | None =
     if source.exists():
         shutil.rmtree(source)
     (source / "notebooks").mkdir(parents=True)
-    for stem, path in sources.items():
-        shutil.copyfile(path, source / "notebooks" / f"{stem}.ipynb")
+    import nbformat
+
+    for stem, path in sources.items():  # the parameter cells stay in the notebooks, off the pages
+        notebook = nbformat.read(str(path), as_version=4)
+        for cell in notebook.cells:
+            tags = cell.metadata.get("tags", [])
+            if "parameters" in tags or "injected-parameters" in tags:
+                cell.metadata["tags"] = [*tags, "remove-cell"]
+        nbformat.write(notebook, str(source / "notebooks" / f"{stem}.ipynb"))
     (source / "conf.py").write_text(SPHINX_CONF.format(title=course.title))
     (source / "index.md").write_text(_index_page(course, opened, sources))
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(book / "doctrees"), str(source),

@@ -168,11 +168,9 @@ def open_profile(profile: str | None = None, *, run_root: str | None = None, fig
         profile, chosen_by = FALLBACK_PROFILE, "fallback"
     if chosen_by == "$PANNS_PROFILE" and (profile.endswith((".yaml", ".yml")) or os.sep in profile):
         profile_file = profile  # a profile file given by path: its name says where its runs are
-    needs_spec = profile_file is not None or None in (data_root, data_source)
-    spec = {}
-    if needs_spec:
-        spec = _profile_spec(profile, run_root or f"runs/{profile}", profile_file)
-        profile = spec.get("name", profile) if profile_file else profile
+    spec = _profile_spec(profile, run_root or f"runs/{profile}", profile_file)  # {} when unreadable
+    if profile_file:
+        profile = spec.get("name", profile)
     run_root = run_root or f"runs/{profile}"
     figures_dir = figures_dir or f"figures/{profile}"
     data = spec.get("data") or {}
