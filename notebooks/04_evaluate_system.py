@@ -134,9 +134,9 @@ from panns_core.study.exercises import check
 with check("04.1", hint="H_N is np.sum(1 / np.arange(1, N + 1))"):
     for clips, positives in ((72, 10), (24, 4), (8, 2), (int(len(target)), int(target.sum(0).max()))):
         labels = np.arange(clips) < positives
-        simulated = np.mean([average_precision_score(labels, rng.rand(clips)) for _ in range(1000)])
+        simulated = np.mean([average_precision_score(labels, rng.rand(clips)) for _ in range(500)])
         answer = float(chance_ap(clips, positives))
-        assert abs(answer - simulated) < 0.015, (
+        assert abs(answer - simulated) < 0.02, (
             f"{positives} positives among {clips} clips: random rankings average AP {simulated:.3f}, you said {answer:.3f}")
 
 # %% [markdown]

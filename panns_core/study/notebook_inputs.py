@@ -249,7 +249,7 @@ def lesson_data(opened: OpenedProfile) -> tuple[str, dict]:
     return example_data()
 
 
-def example_run(iterations: int = 20) -> str:
+def example_run(iterations: int = 10) -> str:
     """Run folder of a short training run on the example corpus (the production loop), trained on first use."""
     from panns_core import train as T
 
