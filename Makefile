@@ -11,7 +11,7 @@ PROFILE ?= default
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce test benchmark lab clean
+.PHONY: setup reproduce test benchmark lab book clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,17 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 # JupyterLab on notebooks/ with the project's kernel; jupytext pairs .py and .ipynb on save.
+# The notebooks open on the profile the pipeline last ran (runs/last_profile.json); `make lab
+# PROFILE=smoke` opens them on another one (PANNS_PROFILE, read by notebook_inputs.open_profile).
+LAB_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),PANNS_PROFILE=$(PROFILE),)
 lab: $(STAMP)
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+	$(LAB_PROFILE) $(PY) -m jupyter lab --notebook-dir=notebooks
+
+# The course site (static HTML) from the executed notebooks of the last profile run:
+# runs/<profile>/book/html/index.html (`make book PROFILE=smoke` for another profile's run).
+BOOK_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE),)
+book: $(STAMP)
+	$(PY) -m panns_core.study.course book $(BOOK_PROFILE)
 
 benchmark: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

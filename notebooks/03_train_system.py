@@ -7,167 +7,247 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
-data_root = "data/smoke"
-data_source = "generated"
-run_name = "notebook"
-config = {"model": "Cnn6", "training_set": "full_train_minus_validation", "batch_size": 4, "iterations": 6,
-          "eval_every": 3, "max_eval_clips": 48}  # any TrainConfig field (the pipeline passes a profile run's)
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
+data_root = None
+data_source = None
+run_name = None     # None: the lesson (the recipe loop). The pipeline passes one run line's name: train that run
+config = {}         # TrainConfig fields: the run line's (pipeline), or changes to the lesson's run
+lesson = {"iterations": 20, "eval_every": 5}  # the lesson's short run (on top of the profile's train defaults)
 nproc_per_node = 1  # > 1: launch torchrun with that many processes (one per GPU)
 
 # %% [markdown]
-# # 03 · Train one system
+# # 03 · The training loop
 #
-# **What the paper did.** Trained each system with Adam (lr 1e-3, amsgrad), batch 32, balanced sampling and mixup (alpha 1) for about 600k iterations, evaluating mAP on the eval set every 2,000 iterations; clip-level binary cross-entropy, constant learning rate.
+# **You will learn** how one step of PANNs training is put together (balanced batch, mixup, binary
+# cross-entropy, Adam), what a training curve looks like after a few steps, and how the production loop
+# that trains the study's runs adds checkpoints, resume and several GPUs around the same recipe.
 #
-# **What we do.** The loop below *is* the training code: `python -m panns_core.train`, `torchrun -m panns_core.train` and the pipeline all run this notebook's cells (the CLI runs `notebooks/03_train_system.py` as a script). Around the recipe, small `panns_core.train` helpers keep the run folder: `config.json`, `statistics.jsonl` (one line per evaluation and split) and checkpoints that hold every optimizer, sampler, mixup and RNG state, so a killed run resumes exactly.
+# **What the paper did.** Trained every system with the binary cross-entropy of its eq. (1) between the
+# sigmoid outputs and the clip labels, the Adam optimizer with learning rate 0.001 and batch size 32, for
+# about 600k iterations (about 3 days per system on one Tesla V100). Mini-batches were balanced so that
+# every sound class is sampled about equally, and augmented with mixup (lambda drawn from a Beta
+# distribution, on the log-mel spectrogram by default) and SpecAugment. Fig. 4 plots the train and eval
+# mAP against the iteration.
 #
-# **Where we differ, and why.** `best.pt` is chosen on the validation split, not on eval (the paper selected on eval). Optional early stop, bf16/fp16 autocast, gradient accumulation and several GPUs under torchrun (each rank takes its slice of the one-process batch, so results do not depend on the GPU count). Short profiles train for a few iterations on small data: their curves show the mechanics, not converged systems.
-
-# %% [markdown]
-# ## The run to train
-# `config` holds any `TrainConfig` field (the profile's `train` defaults plus one run line). When this file is run by `python -m panns_core.train` or `panns_core.train.train(config)`, `loop_request` hands back *their* config instead.
+# **What we do.** The recipe as the official code runs it: Adam with `amsgrad`, a batch of 2 x 32 clips
+# drawn by the balanced sampler and mixed in pairs with lambda ~ Beta(1, 1), SpecAugment with two time
+# stripes of up to 64 frames and two frequency stripes of up to 8 mel bins, evaluation every 2,000
+# iterations. The loop below is that recipe and nothing else (one process, fp32, no checkpoints), short
+# enough to read top to bottom; `panns_core.train.run_loop` is the production loop the pipeline runs.
+#
+# **Where we differ, and why.** Short profiles train 1-s clips for a few hundred steps, with SpecAugment
+# time stripes scaled to the clip (`spec_augment_time_width`): their curves show the mechanics, not
+# converged systems. The production loop picks `best.pt` on a validation split (the official code
+# selected on the eval set) and adds exact resume, several GPUs, bf16/fp16 and gradient accumulation.
 
 # %%
 import os
-import time
 
+from panns_core import train as T
+from panns_core.study.notebook_inputs import open_profile, lesson_data
+
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir, data_root=data_root,
+                    data_source=data_source)
+profile, run_root, figures_dir, data_root, data_source = (here.profile, here.run_root, here.figures_dir,
+                                                          here.data_root, here.data_source)
+is_lesson = run_name is None
+if is_lesson:  # the profile's data (or a small example corpus), the profile's train defaults, a short run
+    lesson_root, train_defaults = lesson_data(here)
+    recipe_config = T.TrainConfig.from_dict(
+        {**train_defaults, "eval_splits": ["eval"], **lesson, **config, "data_root": lesson_root,
+         "run_dir": os.path.join(run_root, "lesson"), "progress": False}, source="lesson parameters")
+    print(f"lesson run: {recipe_config.model}, batch {recipe_config.batch_size}, "
+          f"{recipe_config.iterations} iterations, data {lesson_root}")
+
+# %% [markdown]
+# ## The recipe, top to bottom
+#
+# One function, one process, fp32. Each iteration: the balanced sampler picks `2 x batch_size` clips (every
+# class about equally often) -> mixup draws one lambda per pair -> the model mixes each pair after its
+# log-mel front end -> the targets are mixed with the same lambdas -> binary cross-entropy -> `backward()`
+# -> one Adam step. Every `eval_every` steps (and at the end) the model scores the eval clips.
+
+# %% tags=["recipe"]
 import torch
 import torch.nn.functional as F
 
-from panns_core import distributed as D
-from panns_core import train as T
+from panns_core.evaluate import evaluate
 from panns_core.mixup import Mixup
 from panns_core.models.frontend import do_mixup
-from panns_core.precision import autocast
-from panns_core.samplers import create_train_sampler
+from panns_core.samplers import BalancedSampler
+from panns_core.train import create_model_from_config, seed_everything, set_time_stripe_width
 
-fields = {"progress": False, **config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name)}
-request = T.loop_request(fields, source=f"profile {profile}, run {run_name}")
-config = request.config
-if not request.from_code and not str(config.training_set).endswith(".h5"):
-    from panns_core.study.notebook_inputs import require_packed_data
-    require_packed_data(data_root, profile, index=config.training_set)  # says which notebooks make the data
-if nproc_per_node > 1 and not D.env_dist_info().enabled:
-    # Several GPUs: torchrun runs this same file once per GPU; the cells below then
-    # reopen the finished run (resuming at its last iteration trains nothing).
-    T.launch_processes(config, nproc_per_node)
 
-# %% [markdown]
-# ## Model, optimizer, sampler, mixup
-# One process per GPU under torchrun (`start_run` joins the group); each process reads `clips_per_rank` of the `2 x batch_size` clips of a step.
+# %% tags=["recipe"]
+def recipe_loop(config, data):
+    """The paper's training recipe on one fp32 process; returns one row per evaluation."""
+    seed_everything(config.seed)
+    model = create_model_from_config(config, data.classes_num)
+    if config.spec_augment_time_width:  # short clips: narrower SpecAugment time stripes
+        set_time_stripe_width(model, config.spec_augment_time_width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, amsgrad=True)
+    sampler = iter(BalancedSampler(data.train_table, 2 * config.batch_size, random_seed=config.seed))
+    mixup = Mixup(config.mixup_alpha, random_seed=config.seed)
+    history, losses = [], []
+    for i in range(config.iterations + 1):
+        if i % config.eval_every == 0 or i == config.iterations:  # evaluate every eval_every steps and at the end
+            scores = evaluate(model, data.eval_tables["eval"], dataset=data.eval_dataset,
+                              batch_size=config.batch_size)
+            history.append({"iteration": i, "mAP": scores["mAP"], "AP": scores["AP"], "AUC": scores["AUC"],
+                            "train_loss": sum(losses) / len(losses) if losses else None})
+            losses = []
+        if i == config.iterations:
+            return history
+        batch = data.collate_fn([data.train_dataset[clip] for clip in next(sampler)])  # 2 x batch_size clips
+        waveform, target = torch.from_numpy(batch["waveform"]), torch.from_numpy(batch["target"])
+        lam = torch.from_numpy(mixup.get_lambda(len(waveform)))  # [lam, 1 - lam] for each pair of clips
+        model.train()
+        output = model(waveform, lam)["clipwise_output"]  # the model mixes each pair after its front end
+        loss = F.binary_cross_entropy(output, do_mixup(target, lam))  # mixed targets, clip-level BCE
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()  # Adam (amsgrad), constant learning rate
+        losses.append(loss.item())
 
-# %%
-run = T.start_run(config, request.data)
-T.seed_everything(config.seed + run.dist.rank)
-make_model = request.model_factory or T.create_model_from_config
-model = make_model(config, run.data.classes_num).to(run.device)
-if config.channels_last:
-    model = model.to(memory_format=torch.channels_last)
-if config.spec_augment_time_width is not None:  # short clips: 64-frame stripes would hide most of a 1-s clip
-    T.set_time_stripe_width(model, config.spec_augment_time_width)
-optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8,
-                             weight_decay=0.0, amsgrad=True)
-scaler = torch.amp.GradScaler(run.device.type, enabled=config.precision == "fp16")  # loss scaling for fp16 only
-sampler = create_train_sampler(config.balanced, run.data.train_table, run.clips_per_rank, random_seed=config.seed,
-                               rank=run.dist.rank, world_size=run.dist.world_size,
-                               black_list_csv=config.black_list_csv)
-mixup = Mixup(config.mixup_alpha, random_seed=config.seed) if config.mixup else None
-saved_rng = T.resume(run, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler, mixup=mixup)
-net, ddp = T.distribute(model, run)  # DDP wrapper under torchrun, torch.compile when asked
-print(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters on {run.device}, "
-      f"{run.dist.world_size} process(es); " + (f"resumed at {run.resumed_at}" if run.resumed_at is not None
-                                                else "fresh start"))
 
 # %% [markdown]
-# ## The loop
-# Per iteration `i`: evaluate every `eval_every` iterations (and at the end), save checkpoints, stop at `iterations`; otherwise one step of the recipe:
-# balanced-sampler batch -> mixup lambdas -> `model(x, mixup_lambda)` (the model mixes its inputs after the front end) -> mixed targets -> BCE -> `loss.backward()` -> Adam step.
-# `TrackedBatches` remembers the sampler state right after each batch a checkpoint needs, because loader workers read ahead.
+# ## Run it
+# The lesson's run: the profile's training settings, `lesson["iterations"]` steps (about a minute on a
+# 2-core CPU). The pipeline's training stages skip this cell and train their run line with the
+# production loop below.
 
 # %%
-T.write_run_files(run, model)
-D.barrier(run.dist)
-batches_seen = T.TrackedBatches(sampler, run.progress.iteration, run.is_checkpoint_iteration)
-initial_sampler_state = sampler.state_dict() if run.resumed_at is None else None
-batches = iter(T.train_loader(run, batches_seen))
-if saved_rng is not None:  # after the loader exists, so that nothing consumes the restored stream first
-    T.set_rng_states(saved_rng)
-bar = T.progress_bar(run)
-run.clock_start = time.perf_counter()
-steps = config.accumulation_steps
-try:
-    while True:
-        i = run.progress.iteration
-        stop = False
-        if i != run.resumed_at:
-            evaluated = i % config.eval_every == 0 or i >= config.iterations
-            improved = T.evaluate_and_log(run, model, i) if evaluated else False
-            stop = evaluated and T.should_stop_early(run, i)
-            if evaluated or i % config.checkpoint_every == 0:
-                sampler_state = initial_sampler_state if i == 0 else batches_seen.take(i)
-                T.save_checkpoints(run, model=model, optimizer=optimizer, scaler=scaler,
-                                   sampler_state=sampler_state, mixup=mixup, improved=improved)
-        if i >= config.iterations or stop:
-            break
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
 
-        # one step of the recipe
-        batch = next(batches)  # this rank's clips_per_rank clips, drawn by the balanced sampler
-        started = time.perf_counter()
-        waveform = batch["waveform"].to(run.device, non_blocking=True)
-        target = batch["target"].to(run.device, non_blocking=True)
-        lam = T.mixup_lambdas(mixup, run)  # one lambda per clip; clips 2k and 2k+1 are mixed together
-        for group in optimizer.param_groups:  # linear warm-up when asked; a function of i only, so resume is exact
-            group["lr"] = T.learning_rate_at(config, i)
-        net.train()
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = torch.zeros((), device=run.device)
-        micro = waveform.shape[0] // steps  # gradient accumulation: micro-batches of whole pairs
-        for k in range(steps):
-            part = slice(k * micro, (k + 1) * micro)
-            lam_k = None if lam is None else lam[part]
-            with T.gradient_sync(ddp, last_micro_batch=k == steps - 1):
-                with autocast(run.device, config.precision):
-                    output = net(waveform[part], lam_k)
-                clipwise = output["clipwise_output"].float()  # BCE in fp32, outside autocast
-                target_k = target[part] if lam_k is None else do_mixup(target[part], lam_k)
-                loss = F.binary_cross_entropy(clipwise, target_k) / steps
-                scaler.scale(loss).backward()
-            step_loss += loss.detach()
-        scaler.step(optimizer)  # Adam(amsgrad); a plain optimizer.step() unless fp16 loss scaling is on
-        scaler.update()
-        if run.device.type == "cuda":
-            torch.cuda.synchronize(run.device)
-        T.count_step(run, step_loss, time.perf_counter() - started)
-        if bar is not None:
-            bar.update(1)
-finally:
-    if bar is not None:
-        bar.close()
-    del batches  # stops loader workers
-print("run folder:", run.run_dir)
+if is_lesson:
+    recipe_data = T.build_run_data(recipe_config)
+    history = pd.DataFrame(recipe_loop(recipe_config, recipe_data))
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3))
+    ax[0].plot(history["iteration"], history["mAP"], "o-")
+    ax[0].set(xlabel="iteration", ylabel="eval mAP", title="eval mAP of the recipe loop")
+    ax[1].plot(history["iteration"], history["train_loss"], "o-", color="tab:orange")
+    ax[1].set(xlabel="iteration", ylabel="mean BCE since last evaluation", title="training loss")
+    plt.tight_layout()
+    plt.show()
+    display(history[["iteration", "mAP", "train_loss"]])
 
 # %% [markdown]
-# ## Training curves of this run (train dashed, eval solid)
+# **What to notice.** The loss falls from the first steps while the eval mAP, scored on clips the model never
+# trains on, rises more slowly and unevenly: a batch of mixed pairs is a harder target than the eval clips.
+# At iteration 0 the model is untrained: its mAP is close to what random scores would give (about the
+# fraction of positive clips per class).
+
+# %% [markdown]
+# ## Exercise 03.1: the mixed target
+# Clips `2k` and `2k + 1` of a batch are mixed as `lam[2k] * x[2k] + lam[2k+1] * x[2k+1]`, with
+# `lam[2k+1] = 1 - lam[2k]`; their targets must be mixed the same way (one row per pair). Write
+# `mix_targets(target, lam)` without `do_mixup`.
+
+# %% tags=["exercise"]
+# Exercise 03.1: mix the targets of each pair of clips
+def mix_targets(target, lam):
+    """target: (2B, classes) tensor, lam: (2B,) tensor -> (B, classes) mixed targets."""
+    raise NotImplementedError
+
+
+# %% tags=["check"]
+from panns_core.study.exercises import check
+
+example_target = (torch.rand(8, 5) < 0.3).float()
+example_lam = torch.from_numpy(Mixup(1.0, random_seed=0).get_lambda(8))
+with check("03.1", hint="take rows 0, 2, 4 ... times lam[0::2] plus rows 1, 3, 5 ... times lam[1::2]"):
+    mixed = mix_targets(example_target, example_lam)
+    assert tuple(mixed.shape) == (4, 5), f"expected one row per pair, shape (4, 5); got {tuple(mixed.shape)}"
+    assert torch.allclose(mixed, do_mixup(example_target, example_lam)), "some mixed targets differ from do_mixup's"
+
+# %% [markdown]
+# ## Exercise 03.2: the loss of eq. (1)
+# The paper's loss is $l = -\sum_n \sum_k y_{nk} \ln f_{nk} + (1 - y_{nk}) \ln(1 - f_{nk})$; PyTorch's
+# `binary_cross_entropy` averages it over clips and classes. Write it with tensor operations only.
+
+# %% tags=["exercise"]
+# Exercise 03.2: binary cross-entropy, averaged over clips and classes
+def bce(output, target):
+    """output: sigmoid scores in (0, 1), target: same shape, in [0, 1] -> a scalar tensor."""
+    raise NotImplementedError
+
+
+# %% tags=["check"]
+example_output = torch.rand(4, 5) * 0.98 + 0.01
+example_mixed = do_mixup(example_target, example_lam)
+with check("03.2", hint="-(y * log(f) + (1 - y) * log(1 - f)), then .mean()"):
+    ours, torchs = bce(example_output, example_mixed), F.binary_cross_entropy(example_output, example_mixed)
+    assert ours.dim() == 0, "return one number (a 0-dimensional tensor): average over clips and classes"
+    assert torch.isclose(ours, torchs), f"your loss {float(ours):.5f}, PyTorch's {float(torchs):.5f}"
+
+# %% [markdown]
+# ## The same recipe in production
+# `python -m panns_core.train`, `torchrun -m panns_core.train` and the pipeline's training stages run
+# `panns_core.train.run_loop` ([source](../panns_core/train.py)): the recipe above plus a run folder
+# (`config.json`, one `statistics.jsonl` line per evaluation and split, checkpoints with every optimizer,
+# sampler, mixup and RNG state so that a killed run resumes exactly), DDP under torchrun (each process
+# takes its slice of the batch), gradient accumulation, bf16/fp16 autocast, an optional warm-up and early
+# stop. `tests/test_recipe_loop.py` runs both loops on one config and checks that every evaluation gives
+# the same numbers.
+#
+# With `run_name` set (the pipeline sets it, one stage per run line of the profile) the cell below trains
+# that run; in the lesson it opens the profile's reference run instead, trained by `make reproduce`.
 
 # %%
-if not request.from_code:
+from panns_core import distributed as D
+
+trained_dir = None
+if not is_lesson:
+    run_config = T.TrainConfig.from_dict(
+        {"progress": False, **config, "data_root": data_root, "run_dir": os.path.join(run_root, "train", run_name)},
+        source=f"profile {profile}, run {run_name}")
+    if not str(run_config.training_set).endswith(".h5"):
+        from panns_core.study.notebook_inputs import require_packed_data
+        require_packed_data(data_root, profile, index=run_config.training_set)  # says which notebooks make the data
+    if nproc_per_node > 1 and not D.env_dist_info().enabled:
+        # Several GPUs: torchrun runs the loop once per GPU; train() below then reopens the finished run.
+        T.launch_processes(run_config, nproc_per_node)
+    trained_dir = T.train(run_config)
+    print("run folder:", trained_dir)
+else:
+    reference = os.path.join(run_root, "train", here.spec.get("reference_run") or "base")
+    if os.path.exists(os.path.join(reference, "statistics.jsonl")):
+        trained_dir = reference
+    else:
+        print(f"no reference run under {reference} yet: `make reproduce` (or "
+              f"`python -m panns_core.study --profile {profile}`) trains it with the production loop")
+
+# %% [markdown]
+# ## Training curves of that run (train dashed, eval solid)
+
+# %%
+if trained_dir is not None:
     from panns_core.study import plots as P
     from panns_core.study import tables as TB
 
-    import matplotlib.pyplot as plt
-
     P.apply_style()
-    trained = TB.load_run(str(run.run_dir))
+    trained = TB.load_run(str(trained_dir))
     fig, ax = plt.subplots(figsize=(P.COLUMN_WIDTH * 1.4, 3.0))
     for split, style in (("balanced_train", "--"), ("validation", ":"), ("eval", "-")):
         curve = trained.curve(split) if split in trained.splits() else None
         if curve is not None:
             ax.plot(curve["iteration"], curve["mAP"], style, label=split)
-    ax.set(xlabel="iteration", ylabel="mAP", title=run_name)
+    ax.set(xlabel="iteration", ylabel="mAP", title=os.path.basename(str(trained_dir)))
     ax.legend()
     P.finish(fig)
     sel = TB.select_evaluation(trained)
     print(f"selected iteration {sel.iteration} ({sel.rule}): eval mAP {sel.metrics['mAP']:.4f}")
+
+# %% [markdown]
+# ## Questions
+# 1. Predict the curves of the recipe loop with mixup off (`lam = None`, targets unmixed, a batch of
+#    `batch_size` clips): will the training loss be lower or higher? The eval mAP after 20 steps? Then
+#    change the loop and run it. (Table V of the paper compares both on AudioSet.)
+# 2. The balanced sampler draws every class about equally often. Which classes of the eval set would you
+#    expect to gain most from it, and which might lose?
+# 3. Why does the production loop need the sampler's and the mixup generator's states in its checkpoints
+#    for a resumed run to equal an uninterrupted one?

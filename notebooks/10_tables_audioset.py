@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 compare_to_paper = None  # None: only on AudioSet and its generated stand-in (see the profile's data_source)
 
 # %% [markdown]
@@ -22,6 +22,9 @@ compare_to_paper = None  # None: only on AudioSet and its generated stand-in (se
 # **Where we differ, and why.** Short profiles ablate a smaller base model than CNN14 (the `our model` column says which) on generated data: compare directions and rankings, never absolute values. On your own data (`data_source` other than `audioset`/`generated`) the paper and difference columns are dropped: the metric columns are ours alone, and `trained on` names the training index each run read.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import math, os
 import pandas as pd
 from IPython.display import Markdown, display

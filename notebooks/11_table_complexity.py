@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 models = None  # None: the 15 architectures; or a list of class names
 with_macs = True  # also count plain multiply-accumulates (a second pass per model)
 
@@ -27,6 +27,9 @@ with_macs = True  # also count plain multiply-accumulates (a second pass per mod
 # `mult_adds` is the exact count per 10-s clip; the difference uses ours rounded as the paper printed it.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import pandas as pd
 from IPython.display import display
 from panns_core import complexity, paper

@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 run_name = None
 
 # %% [markdown]
@@ -22,6 +22,9 @@ run_name = None
 # **Where we differ, and why.** A generated corpus has few classes, so each group may hold a single class; the run is the profile's `classwise_run` (the paper's figure uses Wavegram-Logmel-CNN or CNN14 depending on the version).
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import matplotlib.pyplot as plt
 import numpy as np
 from panns_core import paper

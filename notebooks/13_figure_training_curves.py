@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 
 # %% [markdown]
 # # 13 · Figure 4 (a)-(f): mAP vs iteration
@@ -21,6 +21,9 @@ figures_dir = "figures/smoke"
 # **Where we differ, and why.** Short profiles have only a few evaluations per run, so the curves are coarse.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import matplotlib.pyplot as plt
 from panns_core import paper
 from panns_core.study import artefacts as A, plots as P, tables as T

@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 compare_to_paper = None  # draw the paper's 15 points; None: only on AudioSet and its generated stand-in
 
 # %% [markdown]
@@ -22,6 +22,9 @@ compare_to_paper = None  # draw the paper's 15 points; None: only on AudioSet an
 # **Where we differ, and why.** Short profiles train a few architectures briefly on generated data: their mAPs are not comparable with the paper's.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import math, os
 import matplotlib.pyplot as plt
 import pandas as pd

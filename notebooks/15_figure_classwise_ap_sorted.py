@@ -7,9 +7,9 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
 max_systems = 3
 
 # %% [markdown]
@@ -22,6 +22,9 @@ max_systems = 3
 # **Where we differ, and why.** The earlier 'averaging instances' system of the paper has no code or statistics, so it is not drawn.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
 import matplotlib.pyplot as plt
 import numpy as np
 from panns_core.study import artefacts as A, plots as P, tables as T

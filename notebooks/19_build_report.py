@@ -7,10 +7,10 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
-data_source = "generated"
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
+data_source = None
 label = ""
 
 # %% [markdown]
@@ -25,6 +25,9 @@ label = ""
 # **Where we differ, and why.** Short profiles (smoke, tiny) train a few iterations on generated data: their report checks the machinery end to end, it does not reproduce the paper's values.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir, data_source=data_source)
+profile, run_root, figures_dir, data_source = here.profile, here.run_root, here.figures_dir, here.data_source
 import os
 from IPython.display import HTML, Markdown, display
 from panns_core.study import report as R

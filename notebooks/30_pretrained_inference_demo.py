@@ -7,10 +7,10 @@
 # ---
 
 # %% tags=["parameters"]
-profile = "smoke"
-run_root = "runs/smoke"
-figures_dir = "figures/smoke"
-data_root = "data/smoke"          # generated corpus: its eval clips are the demo audio
+profile = None      # None: the profile you ran last, or the one given to make lab
+run_root = None     # None: the run folder of that profile, e.g. runs/default
+figures_dir = None
+data_root = None                  # None: the corpus of the profile, its eval clips are the demo audio
 audio_files = []                  # your own files (any format/rate/channels); overrides the corpus
 checkpoint = ""                   # tagging and embeddings, released name like Cnn14 or a .pth path, empty for untrained
 model = "Cnn6"                    # model used when checkpoint is "" (random weights!)
@@ -44,6 +44,12 @@ precision = "fp32"                # or "bf16"
 # demo audio is the generated corpus (or synthetic files), not AudioSet.
 
 # %%
+from panns_core.study.notebook_inputs import open_profile
+here = open_profile(profile, run_root=run_root, figures_dir=figures_dir, data_root=data_root)
+profile, run_root, figures_dir, data_root = here.profile, here.run_root, here.figures_dir, here.data_root
+if here.chosen_by != "parameter":  # opened by hand: the profile's settings for this notebook
+    from panns_core.study.notebook_inputs import profile_notebook_parameters
+    globals().update(profile_notebook_parameters(here, "30_pretrained_inference_demo"))
 import os
 import numpy as np
 import pandas as pd

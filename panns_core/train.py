@@ -1,14 +1,16 @@
-"""Training: the config, and the small helpers the training loop calls.
+"""Training: the config, the production loop and the helpers it calls.
 
-The loop itself is written out, cell by cell, in ``notebooks/03_train_system.py``
-(a jupytext py:percent notebook): balanced-sampler batch -> mixup lambdas ->
+The recipe of one step (balanced-sampler batch -> mixup lambdas ->
 ``model(x, mixup_lambda)`` -> mixed targets -> BCE -> ``loss.backward()`` ->
-Adam(amsgrad) step -> periodic evaluation. This module holds what the loop needs
-around that recipe: :class:`TrainConfig`, the data it reads (:class:`RunData`),
-process/device setup (:func:`start_run`), exact resume (:func:`resume`, RNG
-states, :class:`TrackedBatches`), statistics lines (:func:`evaluate_and_log`),
-checkpoints (:func:`save_checkpoints`) and DDP helpers. :func:`train` and the
-command line run the notebook's file with ``runpy``, so there is one loop:
+Adam(amsgrad) step, evaluation every N steps) is written out for students in
+notebook 03 (``notebooks/03_train_system.py``, about 30 lines, one fp32
+process). :func:`run_loop` is the production loop the pipeline, :func:`train`
+and the command line run: the same recipe plus :class:`TrainConfig`, the data
+it reads (:class:`RunData`), process/device setup (:func:`start_run`), exact
+resume (:func:`resume`, RNG states, :class:`TrackedBatches`), statistics lines
+(:func:`evaluate_and_log`), checkpoints (:func:`save_checkpoints`), DDP,
+gradient accumulation and autocast. ``tests/test_recipe_loop.py`` proves the
+two loops give the same statistics for the same fp32 single-process config.
 
     python -m panns_core.train --config cfg.json
     python -m panns_core.train --model Cnn6 --data-root data --training-set balanced_train \\
@@ -448,9 +450,7 @@ def _truncate_statistics(path: Path, iteration: int) -> None:
 class RunContext:
     """What the loop's helpers share: config, process, data, files, counters. Holds no model.
 
-    Built by :func:`start_run` in the notebook's loop; the loop itself (sampler
-    batch, mixup, forward, BCE, backward, Adam step) is written out in
-    ``notebooks/03_train_system.py``.
+    Built by :func:`start_run` at the start of :func:`run_loop`.
     """
 
     config: TrainConfig
@@ -836,74 +836,130 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-# ---------------------------------------------------------------------------- one loop, three ways to run it
-
-LOOP_NOTEBOOK = "03_train_system"
-"""The notebook whose py:percent file is the training loop (``notebooks/03_train_system.py``)."""
-
-_handed_over: list = []  # (config, data, model_factory) handed to the notebook by run_loop
-
-
-@dataclass
-class LoopRequest:
-    """What the notebook's loop trains: the config, optional in-memory data and model factory.
-
-    ``from_code`` is True when :func:`train` / ``python -m panns_core.train`` ran
-    the notebook's file (then the notebook's own parameters are ignored and
-    its display cells are skipped).
-    """
-
-    config: TrainConfig
-    data: Optional[RunData] = None
-    model_factory: Optional[Callable] = None
-    from_code: bool = False
-
-
-def loop_request(fields: dict, source: str = "notebook parameters") -> LoopRequest:
-    """The run the notebook trains: the one handed over by :func:`train`, else its parameters."""
-    if _handed_over:
-        config, data, factory = _handed_over[-1]
-        return LoopRequest(config, data, factory, from_code=True)
-    return LoopRequest(TrainConfig.from_dict(dict(fields), source=source))
-
-
-def loop_notebook_path() -> Path:
-    """``notebooks/03_train_system.py`` of the repository this package belongs to."""
-    path = Path(__file__).resolve().parent.parent / "notebooks" / f"{LOOP_NOTEBOOK}.py"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: the training loop is the notebook notebooks/{LOOP_NOTEBOOK}.py of the "
-            "repository; run panns_core from a clone of the repository (pip install -e .)")
-    return path
+# ---------------------------------------------------------------------------- the production loop
 
 
 def run_loop(config: TrainConfig, data: Optional[RunData] = None,
              model_factory: Optional[Callable] = None) -> dict:
-    """Run the notebook's training loop (its ``.py`` file, as a script) on ``config``; returns its namespace.
+    """The production training loop on ``config``; returns its objects (``run``, ``model``, ``optimizer`` ...).
 
-    ``data`` and ``model_factory(config, classes_num)`` replace the on-disk data
-    and the model registry (tests, custom corpora). The namespace holds the
-    loop's objects (``model``, ``optimizer``, ``run`` ...).
+    The recipe of every step is the one notebook 03 writes out in a few lines
+    (balanced-sampler batch -> mixup lambdas -> ``model(x, mixup_lambda)`` ->
+    mixed targets -> BCE -> ``loss.backward()`` -> Adam(amsgrad) step, evaluation
+    every ``eval_every`` iterations); this loop adds what a real run needs around
+    it: exact resume, checkpoints and statistics lines, DDP under torchrun,
+    gradient accumulation, autocast and fp16 loss scaling, an optional warm-up,
+    early stop. ``tests/test_recipe_loop.py`` proves that both loops give the same
+    statistics for one fp32 process. ``data`` and ``model_factory(config,
+    classes_num)`` replace the on-disk data and the model registry (tests,
+    custom corpora).
     """
-    import runpy
-
-    path = loop_notebook_path()
-    _handed_over.append((config, data, model_factory))
     held_before = set(_held_run_folders)
     try:
-        return runpy.run_path(str(path), run_name="__main__")
+        return _production_loop(config, data, model_factory)
     finally:
-        _handed_over.pop()
-        release_run_folders(keep=held_before)
+        release_run_folders(keep=held_before)  # the run folder's lock: another process may train it next
+
+
+def _production_loop(config: TrainConfig, data: Optional[RunData], model_factory: Optional[Callable]) -> dict:
+    from panns_core.models.frontend import do_mixup
+    from panns_core.precision import autocast
+    from panns_core.samplers import create_train_sampler
+
+    run = start_run(config, data)
+    seed_everything(config.seed + run.dist.rank)
+    make_model = model_factory or create_model_from_config
+    model = make_model(config, run.data.classes_num).to(run.device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if config.spec_augment_time_width is not None:  # short clips: 64-frame stripes would hide most of a 1-s clip
+        set_time_stripe_width(model, config.spec_augment_time_width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                                 weight_decay=0.0, amsgrad=True)
+    scaler = torch.amp.GradScaler(run.device.type, enabled=config.precision == "fp16")  # loss scaling for fp16 only
+    sampler = create_train_sampler(config.balanced, run.data.train_table, run.clips_per_rank,
+                                   random_seed=config.seed, rank=run.dist.rank, world_size=run.dist.world_size,
+                                   black_list_csv=config.black_list_csv)
+    mixup = Mixup(config.mixup_alpha, random_seed=config.seed) if config.mixup else None
+    saved_rng = resume(run, model=model, optimizer=optimizer, scaler=scaler, sampler=sampler, mixup=mixup)
+    net, ddp = distribute(model, run)  # DDP wrapper under torchrun, torch.compile when asked
+    if run.dist.is_main:
+        log.info("%s: %s parameters on %s, %d process(es); %s", config.model,
+                 f"{sum(p.numel() for p in model.parameters()):,}", run.device, run.dist.world_size,
+                 f"resumed at {run.resumed_at}" if run.resumed_at is not None else "fresh start")
+
+    write_run_files(run, model)
+    D.barrier(run.dist)
+    # Loader workers read ahead: TrackedBatches remembers the sampler state right after each batch
+    # a checkpoint needs.
+    batches_seen = TrackedBatches(sampler, run.progress.iteration, run.is_checkpoint_iteration)
+    initial_sampler_state = sampler.state_dict() if run.resumed_at is None else None
+    batches = iter(train_loader(run, batches_seen))
+    if saved_rng is not None:  # after the loader exists, so that nothing consumes the restored stream first
+        set_rng_states(saved_rng)
+    bar = progress_bar(run)
+    run.clock_start = time.perf_counter()
+    steps = config.accumulation_steps
+    try:
+        while True:
+            i = run.progress.iteration
+            stop = False
+            if i != run.resumed_at:
+                evaluated = i % config.eval_every == 0 or i >= config.iterations
+                improved = evaluate_and_log(run, model, i) if evaluated else False
+                stop = evaluated and should_stop_early(run, i)
+                if evaluated or i % config.checkpoint_every == 0:
+                    sampler_state = initial_sampler_state if i == 0 else batches_seen.take(i)
+                    save_checkpoints(run, model=model, optimizer=optimizer, scaler=scaler,
+                                     sampler_state=sampler_state, mixup=mixup, improved=improved)
+            if i >= config.iterations or stop:
+                break
+
+            # one step of the recipe
+            batch = next(batches)  # this rank's clips_per_rank clips, drawn by the balanced sampler
+            started = time.perf_counter()
+            waveform = batch["waveform"].to(run.device, non_blocking=True)
+            target = batch["target"].to(run.device, non_blocking=True)
+            lam = mixup_lambdas(mixup, run)  # one lambda per clip; clips 2k and 2k+1 are mixed together
+            for group in optimizer.param_groups:  # linear warm-up when asked; a function of i only, so resume is exact
+                group["lr"] = learning_rate_at(config, i)
+            net.train()
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = torch.zeros((), device=run.device)
+            micro = waveform.shape[0] // steps  # gradient accumulation: micro-batches of whole pairs
+            for k in range(steps):
+                part = slice(k * micro, (k + 1) * micro)
+                lam_k = None if lam is None else lam[part]
+                with gradient_sync(ddp, last_micro_batch=k == steps - 1):
+                    with autocast(run.device, config.precision):
+                        output = net(waveform[part], lam_k)
+                    clipwise = output["clipwise_output"].float()  # BCE in fp32, outside autocast
+                    target_k = target[part] if lam_k is None else do_mixup(target[part], lam_k)
+                    loss = F.binary_cross_entropy(clipwise, target_k) / steps
+                    scaler.scale(loss).backward()
+                step_loss += loss.detach()
+            scaler.step(optimizer)  # Adam(amsgrad); a plain optimizer.step() unless fp16 loss scaling is on
+            scaler.update()
+            if run.device.type == "cuda":
+                torch.cuda.synchronize(run.device)
+            count_step(run, step_loss, time.perf_counter() - started)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        del batches  # stops loader workers
+    return {"run": run, "model": model, "optimizer": optimizer, "scaler": scaler, "sampler": sampler,
+            "mixup": mixup}
 
 
 def train(config: TrainConfig, data: Optional[RunData] = None, model_factory: Optional[Callable] = None) -> str:
-    """Run (or resume) one training run with the notebook's loop and return its run folder."""
+    """Run (or resume) one training run with the production loop and return its run folder."""
     return str(run_loop(config, data, model_factory)["run"].run_dir)
 
 
 def launch_processes(config: TrainConfig, nproc_per_node: int) -> None:
-    """Run this config under ``torchrun`` on ``nproc_per_node`` processes (each runs the notebook's loop).
+    """Run this config under ``torchrun`` on ``nproc_per_node`` processes (each runs :func:`run_loop`).
 
     The config goes to ``<run_dir>/launch_config.json``; the command is an
     argument list (no shell). Raises when torchrun fails.
@@ -994,8 +1050,8 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Under ``python -m`` this file is ``__main__``, a second copy of the module: the notebook's loop imports
-    # ``panns_core.train`` and reads the config handed over there, so run that module's main.
+    # Under ``python -m`` this file is ``__main__``, a second copy of the module: run the imported
+    # module's main so that every class (TrainConfig ...) is the one the rest of the package sees.
     from panns_core import train as _train_module
 
     try:

@@ -1,12 +1,16 @@
 import json
 import os
 
+import matplotlib
 import pytest
 import torch
 
 # Two cores are shared by the pytest workers; one thread each avoids oversubscription.
 torch.set_num_threads(1)
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Figures drawn in this process need no display. Not through MPLBACKEND: the notebooks' kernels (the
+# tiny pipeline) keep their inline backend, so their figures are in the executed notebooks and the
+# course site built from them (tests/test_book.py).
+matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ executes. Saving in JupyterLab (jupytext installed) writes both; these tests
 fail when one was edited without the other, or when outputs were committed.
 """
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -61,3 +62,38 @@ def test_no_notebook_generator_scripts():
 def test_every_notebook_names_the_project_kernel(stem):
     """papermill and JupyterLab pick the kernel from the notebook's kernelspec."""
     assert jupytext.read(NOTEBOOKS / f"{stem}.ipynb").metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+TEACHING = __import__("panns_core.study.course", fromlist=["load_course"]).load_course().with_exercises
+FRAMED = sorted(set(TEACHING) | {"21_transfer_tables_figures"})
+
+
+def _paper_paragraph(stem) -> str:
+    text = "\n".join(c.source for c in jupytext.read(NOTEBOOKS / f"{stem}.py", fmt="py:percent").cells
+                     if c.cell_type == "markdown")
+    start = text.index("**What the paper did.**")
+    return text[start:text.index("**What we do.**", start)]
+
+
+@pytest.mark.parametrize("stem", FRAMED)
+def test_teaching_notebooks_have_the_course_frame(stem):
+    """You will learn (first), What to notice, Questions (last): docs/course.md."""
+    markdown = [c.source for c in jupytext.read(NOTEBOOKS / f"{stem}.py", fmt="py:percent").cells
+                if c.cell_type == "markdown"]
+    assert "**You will learn**" in markdown[0], f"{stem}: the first markdown cell opens with 'You will learn'"
+    assert any("**What to notice.**" in m for m in markdown), f"{stem}: needs a 'What to notice' paragraph"
+    assert "## Questions" in markdown[-1], f"{stem}: its last markdown cell holds the questions (## Questions)"
+
+
+# Choices of the official code that the paper does not state (or states otherwise): they belong under
+# "What we do", never in "What the paper did" (the paper's text says Hamming, gives no Beta parameter ...).
+OFFICIAL_CODE_ONLY = ("Beta(1", "Hann", "amsgrad", "scikit-learn", "youtube-dl", "yt-dlp", "HDF5", "2 x 32",
+                      "64 frames", "every 2,000", "after each block")
+
+
+@pytest.mark.parametrize("stem", FRAMED)
+def test_what_the_paper_did_says_only_what_the_paper_says(stem):
+    paragraph = _paper_paragraph(stem)
+    found = [term for term in OFFICIAL_CODE_ONLY
+             if re.search(r"(?<!\w)" + re.escape(term.lower()) + r"(?!\w)", paragraph.lower())]
+    assert not found, f"{stem}: 'What the paper did' names the official code's {found}; move them to 'What we do'"
