@@ -328,11 +328,49 @@ def _croak(rng, n, sr):
     return _pulses(n, sr, _periodic_times(rng, n, sr, rng.uniform(0.35, 0.5)), croak)
 
 
+# Classes whose only cue lies where one front-end setting matters (the default profile's designed
+# ablations): energy in 4-8 kHz only (gone at 8 kHz, kept at 16 kHz), and two tones about 115 Hz apart
+# vs one (resolved by 64 mel bins, about 54 Hz apart below 1 kHz, hardly by 32).
+
+def _band_noise(rng, n, sr, lo, hi):
+    """Noise with its spectrum inside [lo, hi] Hz only (zero outside, 5 % raised-cosine edges): nothing leaks
+    across a resampler's cut-off."""
+    lo, hi = min(lo, 0.4 * sr), min(hi, 0.45 * sr)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    edge = 0.05 * (hi - lo)
+    gain = np.clip(np.minimum(f - lo, hi - f) / edge, 0, 1)
+    return np.fft.irfft(spec * (0.5 - 0.5 * np.cos(np.pi * gain)), n).astype(np.float32)
+
+
+def _steam(rng, n, sr):
+    """Noise in 5-7.2 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
+    return _band_noise(rng, n, sr, 5000, 7200)
+
+
+CLOSE_TONES_HZ = (100.0, 130.0)
+"""Chime's two tones lie this far apart: about two 64-mel bins below 1 kHz (54 Hz apart), one 32-mel bin
+(108 Hz): with 64 bins two peaks, with 32 bins one bump like Tuning fork's single tone."""
+
+
+def _chime(rng, n, sr):
+    """Two steady tones 100-130 Hz apart around 300-800 Hz (their beat, above 100 Hz, is too fast for a frame)."""
+    t = _t(n, sr)
+    mid, gap = rng.uniform(300, 800), rng.uniform(*CLOSE_TONES_HZ)
+    return (np.sin(2 * np.pi * (mid - gap / 2) * t + rng.uniform(0, 2 * np.pi))
+            + np.sin(2 * np.pi * (mid + gap / 2) * t + rng.uniform(0, 2 * np.pi))).astype(np.float32)
+
+
+def _tuning_fork(rng, n, sr):
+    """One steady tone at 300-800 Hz (Chime's two tones, merged)."""
+    return np.sin(2 * np.pi * rng.uniform(300, 800) * _t(n, sr) + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+
 @dataclass(frozen=True)
 class SynthClass:
     display_name: str  # exactly as in AudioSet's class_labels_indices.csv
     synth: callable
     stationary: bool  # a crop may start anywhere (otherwise crops start at 0)
+    cue: Optional[str] = None  # the one front-end setting its cue was designed to need (see CUES)
 
 
 CLASSES = (
@@ -357,7 +395,7 @@ CLASSES = (
     SynthClass("Dial tone", _dial_tone, True),
     SynthClass("Busy signal", _busy, False),
     SynthClass("Sonar", _sonar, False),
-    SynthClass("Cricket", _cricket, True),
+    SynthClass("Cricket", _cricket, True, "energy in 4-8 kHz only"),
     SynthClass("Crackle", _crackle, True),
     SynthClass("Whoosh, swoosh, swish", _whoosh, False),
     SynthClass("Smoke detector, smoke alarm", _smoke_alarm, False),
@@ -366,8 +404,19 @@ CLASSES = (
     SynthClass("Ringtone", _ringtone, False),
     SynthClass("Organ", _organ, True),
     SynthClass("Croak", _croak, False),
+    SynthClass("Steam", _steam, True, "energy in 4-8 kHz only"),
+    SynthClass("Chime", _chime, True, "two close tones"),
+    SynthClass("Tuning fork", _tuning_fork, True, "two close tones"),
 )
-"""All synthesisable classes, in the order ``num_classes`` takes them."""
+"""All synthesisable classes, in the order ``num_classes`` takes them (``classes`` picks any by name)."""
+
+CLASS_BY_NAME = {c.display_name: c for c in CLASSES}
+
+CUES = {
+    "energy in 4-8 kHz only": "gone when the audio is resampled to 8 kHz (fmax 4 kHz)",
+    "two close tones": "Chime (two tones 100-130 Hz apart) and Tuning fork (one) merge in 32 mel bins",
+}
+"""The designed cues: which setting removes each (classes carry one in ``SynthClass.cue``)."""
 
 MAX_CLASSES = len(CLASSES)
 
@@ -392,7 +441,8 @@ DIFFICULTY = {
 class CorpusConfig:
     """Everything that determines a generated corpus (written to ``metadata/synthetic.json``)."""
 
-    num_classes: int = MAX_CLASSES
+    num_classes: Optional[int] = None  # the first N of CLASSES (None: all, or as many as ``classes`` names)
+    classes: Optional[tuple] = None  # display names of CLASSES, in index order (None: the first num_classes)
     sample_rate: int = 32000
     clip_seconds: float = 10.0
     balanced_per_class: int = 20
@@ -410,6 +460,18 @@ class CorpusConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.classes is not None:
+            names = list(self.classes)
+            unknown = [c for c in names if c not in CLASS_BY_NAME]
+            if unknown or len(set(names)) != len(names) or not names:
+                raise ValueError(f"classes must name distinct synthesisable classes; unknown: {unknown}, "
+                                 f"known: {sorted(CLASS_BY_NAME)}")
+            if self.num_classes is not None and self.num_classes != len(names):
+                raise ValueError(f"num_classes={self.num_classes} disagrees with the {len(names)} classes named")
+            self.classes = names
+            self.num_classes = len(names)
+        elif self.num_classes is None:
+            self.num_classes = MAX_CLASSES
         if not 1 <= self.num_classes <= MAX_CLASSES:
             raise ValueError(f"num_classes must be in 1..{MAX_CLASSES}, got {self.num_classes}")
         if self.difficulty not in DIFFICULTY:
@@ -421,6 +483,13 @@ class CorpusConfig:
         lo, hi = self.label_quality
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"label_quality must satisfy 0 < lo <= hi <= 1, got {self.label_quality}")
+
+    @property
+    def class_specs(self) -> list:
+        """The corpus's classes (index k of the corpus = entry k)."""
+        if self.classes is not None:
+            return [CLASS_BY_NAME[c] for c in self.classes]
+        return list(CLASSES[: self.num_classes])
 
     @property
     def snr_range(self) -> tuple:
@@ -525,7 +594,8 @@ class Renderer:
         self.event_min = min(1.0, cfg.clip_seconds / 2)
         n = int(round(self.event_max * sr))
         self.banks = []
-        for c, spec in enumerate(CLASSES[: cfg.num_classes]):
+        self.specs = cfg.class_specs
+        for c, spec in enumerate(self.specs):
             rng = np.random.default_rng([cfg.seed, 100, bank_seed, c])
             self.banks.append([_unit_rms(np.asarray(spec.synth(rng, n, sr), dtype=np.float32)[:n])
                                for _ in range(cfg.bank_size)])
@@ -551,7 +621,7 @@ class Renderer:
             onset = float(rng.uniform(0, cfg.clip_seconds - d)) if overlap else j * slot + float(rng.uniform(0, slot - d))
             variant = self.banks[sound][int(rng.integers(cfg.bank_size))]
             m = int(d * sr)
-            start = int(rng.integers(0, len(variant) - m + 1)) if CLASSES[sound].stationary else 0
+            start = int(rng.integers(0, len(variant) - m + 1)) if self.specs[sound].stationary else 0
             seg = variant[start:start + m].copy()
             fade = min(int(0.01 * sr), m // 2)
             if fade:
@@ -621,9 +691,10 @@ class CorpusInfo:
         return sum(self.counts.values()) / self.seconds
 
 
-def class_mids_and_names(num_classes: int) -> tuple:
+def class_mids_and_names(num_classes, classes=None) -> tuple:
+    """AudioSet mids and display names of the first ``num_classes`` classes, or of the ``classes`` named."""
     mids = _audioset_mids()
-    names = [c.display_name for c in CLASSES[:num_classes]]
+    names = list(classes) if classes is not None else [c.display_name for c in CLASSES[:num_classes]]
     missing = [n for n in names if n not in mids]
     if missing:
         raise RuntimeError(f"{RESOURCE_LABELS}: classes not found: {missing}")
@@ -641,9 +712,12 @@ def generate_corpus(root: str, *, preset: Optional[str] = None, workers: int = 0
     t0 = time.perf_counter()
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    cfg = CorpusConfig(**{**PRESETS.get(preset or "default", {}), **overrides})
+    settings = {**PRESETS.get(preset or "default", {}), **overrides}
+    if "classes" in overrides and "num_classes" not in overrides:
+        settings.pop("num_classes", None)  # the named classes set the count, not the preset's
+    cfg = CorpusConfig(**settings)
     plan = plan_corpus(cfg)
-    mids, names = class_mids_and_names(cfg.num_classes)
+    mids, names = class_mids_and_names(cfg.num_classes, cfg.classes)
     meta_dir = os.path.join(root, "metadata")
     os.makedirs(meta_dir, exist_ok=True)
     write_class_labels(os.path.join(meta_dir, "class_labels_indices.csv"), mids, names)
