@@ -46,7 +46,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
-from panns_core.study.findings import findings_markdown, forest_plot, write_findings
+from panns_core.study.findings import findings_markdown, forest_plot, scope_markdown, write_findings
 
 if reference_run is None and os.path.exists(os.path.join(run_root, "profile.json")):
     with open(os.path.join(run_root, "profile.json")) as f:
@@ -55,6 +55,7 @@ findings_path = write_findings(run_root, reference_run)
 with open(findings_path) as f:
     findings = json.load(f)
 print(f"{findings_path}: reference run {findings['reference_run']}; {findings['verdicts']}")
+display(Markdown(scope_markdown(findings)))
 
 # %% [markdown]
 # ### One line per claim: effect and 95 % interval, the paper's direction to the right
@@ -70,7 +71,7 @@ display(fig)
 plt.close(fig)
 
 # %%
-display(Markdown(findings_markdown(findings, heading="### Findings")))
+display(Markdown(findings_markdown(findings, heading="### Findings", scope=False)))
 
 # %% [markdown]
 # ### Transfer to classes the backbone never heard

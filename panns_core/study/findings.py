@@ -962,15 +962,16 @@ def scope_markdown(source) -> str:
             "are AudioSet.")
 
 
-def findings_markdown(source, heading: str = "## Findings") -> str:
+def findings_markdown(source, heading: str = "## Findings", scope: bool = True) -> str:
     """The findings as a Markdown section (scope, counts, method, one table row per claim, CPU per arm).
 
     ``source``: a run root (computed now from its runs), a ``findings.json`` path or its dict;
-    the report and the findings notebook open with it.
+    the report and the findings notebook open with it (``scope=False`` when they print
+    :func:`scope_markdown` above the forest plot themselves).
     """
     data = _load(source)
     counts = ", ".join(f"{n} {v}" for v, n in data["verdicts"].items())
-    lines = [heading, "", scope_markdown(data), "",
+    lines = [heading, ""] + ([scope_markdown(data), ""] if scope else []) + [
              f"Claims of the paper in the runs of `{data['run_root']}`: {counts}.", "",
              f"*Score.* {data['score_rule']}", "", f"*Effect.* {data['method']}", "",
              f"*Verdict.* {data['verdict_rule']}", ""]
