@@ -170,7 +170,7 @@ def test_arms_are_compared_at_their_last_common_iteration(root):
 def test_cue_classes_are_reported_beside_map(root, tmp_path):
     data_root = tmp_path / "data"
     (data_root / "metadata").mkdir(parents=True)
-    names = ["Speech", "Cricket", "Steam", "Hum"]
+    names = ["Speech", "Whistling", "Steam", "Hum"]
     (data_root / "metadata" / "class_labels_indices.csv").write_text(
         "index,mid,display_name\n" + "".join(f"{i},/m/x{i},{n}\n" for i, n in enumerate(names)))
     _arm(root, "sr_16k", [0.8, 0.7, 0.78], ap=[0.9, 0.8, 0.9, 0.9], data_root=str(data_root), **SR16)
@@ -178,9 +178,9 @@ def test_cue_classes_are_reported_beside_map(root, tmp_path):
     row = _row(F.compute_findings(str(root)), "sample_rate")
     assert row["arms"] == ["sr_8k", "sr_16k"] and row["verdict"] == F.SUPPORTED
     focus = row["focus"]
-    assert focus["classes"] == "cue classes (Cricket, Steam)"
+    assert focus["classes"] == "cue classes (Whistling, Steam)"
     assert [s["effect"] for s in focus["steps"]] == pytest.approx([0.65], abs=1e-4)  # 0.85 at 16 kHz, 0.2 at 8
-    assert "cue classes (Cricket, Steam)" in row["ours"]
+    assert "cue classes (Whistling, Steam)" in row["ours"]
 
 
 def test_transfer_claims_are_paired_by_seed(root):

@@ -343,6 +343,13 @@ def _band_noise(rng, n, sr, lo, hi):
     return np.fft.irfft(spec * (0.5 - 0.5 * np.cos(np.pi * gain)), n).astype(np.float32)
 
 
+def _whistling(rng, n, sr):
+    """A tone at 5-6.5 kHz with a slow vibrato: audible at 16 and 32 kHz, gone at 8 kHz (fmax 4 kHz)."""
+    t = _t(n, sr)
+    f = rng.uniform(5000, 6500) * (1 + 0.02 * np.sin(2 * np.pi * rng.uniform(3, 6) * t))
+    return _fm(_cap(f, sr), sr)
+
+
 def _steam(rng, n, sr):
     """Noise in 5-7.2 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
     return _band_noise(rng, n, sr, 5000, 7200)
@@ -395,7 +402,7 @@ CLASSES = (
     SynthClass("Dial tone", _dial_tone, True),
     SynthClass("Busy signal", _busy, False),
     SynthClass("Sonar", _sonar, False),
-    SynthClass("Cricket", _cricket, True, "energy in 4-8 kHz only"),
+    SynthClass("Cricket", _cricket, True),
     SynthClass("Crackle", _crackle, True),
     SynthClass("Whoosh, swoosh, swish", _whoosh, False),
     SynthClass("Smoke detector, smoke alarm", _smoke_alarm, False),
@@ -405,6 +412,7 @@ CLASSES = (
     SynthClass("Organ", _organ, True),
     SynthClass("Croak", _croak, False),
     SynthClass("Steam", _steam, True, "energy in 4-8 kHz only"),
+    SynthClass("Whistling", _whistling, True, "energy in 4-8 kHz only"),
     SynthClass("Chime", _chime, True, "two close tones"),
     SynthClass("Tuning fork", _tuning_fork, True, "two close tones"),
 )
