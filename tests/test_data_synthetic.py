@@ -112,7 +112,7 @@ def test_bad_config():
 def test_classes_are_picked_by_name(tmp_path):
     from panns_core.data.synthetic import CLASS_BY_NAME
 
-    names = ["Steam", "Speech", "Tuning fork"]
+    names = ["Steam", "Speech", "Whistling"]
     info = generate_corpus(str(tmp_path / "named"), classes=names, clip_seconds=0.5, sample_rate=16000,
                            balanced_per_class=2, eval_per_class=1, unbalanced_clips=4, bank_size=2, max_events=1,
                            event_count_probs=(1.0,))
@@ -128,8 +128,7 @@ def test_classes_are_picked_by_name(tmp_path):
 
 
 def test_designed_cues_lie_where_the_settings_act():
-    """Steam and Whistling: nothing left after resampling to 8 kHz, intact at 16 kHz. Chime: two spectral peaks
-    100-130 Hz apart where Tuning fork has one."""
+    """Steam and Whistling (the 4-8 kHz cue classes): nothing left after resampling to 8 kHz, intact at 16 kHz."""
     from panns_core.data import synthetic as S
     from panns_core.data.resample import resample
 
@@ -140,9 +139,3 @@ def test_designed_cues_lie_where_the_settings_act():
             x = S._unit_rms(synth(rng, n, sr))
             assert np.sqrt(np.mean(resample(x, sr, 8000) ** 2)) < 0.01
             assert np.sqrt(np.mean(resample(x, sr, 16000) ** 2)) > 0.9
-    spectrum = np.abs(np.fft.rfft(S._chime(rng, n, sr)))
-    freqs = np.fft.rfftfreq(n, 1 / sr)
-    top = sorted(freqs[np.argsort(spectrum)[-2:]])
-    assert 100 <= top[1] - top[0] <= 130 and 250 <= top[0] <= 800
-    fork = np.abs(np.fft.rfft(S._tuning_fork(rng, n, sr)))
-    assert fork.max() > 10 * np.sort(fork)[-3]  # one peak (its neighbour bins aside)

@@ -104,6 +104,6 @@ def test_default_profile_is_a_paired_design():
         assert budget in evaluated, name  # every arm has a same-iteration partner in the control
         assert config.get("max_eval_clips") is None, name
     dropped = profile["dropped"]
-    armed = {"balanced_sampling", "mixup", "more_data", "full_vs_balanced_set", "sample_rate", "mel_bins"}
+    armed = {"balanced_sampling", "mixup", "more_data", "full_vs_balanced_set", "sample_rate"}
     for claim in findings.CLAIMS:
         assert (claim.id in armed) != (claim.id in dropped), claim.id

@@ -328,9 +328,8 @@ def _croak(rng, n, sr):
     return _pulses(n, sr, _periodic_times(rng, n, sr, rng.uniform(0.35, 0.5)), croak)
 
 
-# Classes whose only cue lies where one front-end setting matters (the default profile's designed
-# ablations): energy in 4-8 kHz only (gone at 8 kHz, kept at 16 kHz), and two tones about 115 Hz apart
-# vs one (resolved by 64 mel bins, about 54 Hz apart below 1 kHz, hardly by 32).
+# Classes whose only cue lies where one front-end setting matters (the default profile's sample-rate
+# design): energy in 4-8 kHz only, gone at 8 kHz (fmax 4 kHz), kept at 16 kHz.
 
 def _band_noise(rng, n, sr, lo, hi):
     """Noise with its spectrum inside [lo, hi] Hz only (zero outside, 5 % raised-cosine edges): nothing leaks
@@ -354,23 +353,6 @@ def _steam(rng, n, sr):
     """Noise in 5-7.2 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
     return _band_noise(rng, n, sr, 5000, 7200)
 
-
-CLOSE_TONES_HZ = (100.0, 130.0)
-"""Chime's two tones lie this far apart: about two 64-mel bins below 1 kHz (54 Hz apart), one 32-mel bin
-(108 Hz): with 64 bins two peaks, with 32 bins one bump like Tuning fork's single tone."""
-
-
-def _chime(rng, n, sr):
-    """Two steady tones 100-130 Hz apart around 300-800 Hz (their beat, above 100 Hz, is too fast for a frame)."""
-    t = _t(n, sr)
-    mid, gap = rng.uniform(300, 800), rng.uniform(*CLOSE_TONES_HZ)
-    return (np.sin(2 * np.pi * (mid - gap / 2) * t + rng.uniform(0, 2 * np.pi))
-            + np.sin(2 * np.pi * (mid + gap / 2) * t + rng.uniform(0, 2 * np.pi))).astype(np.float32)
-
-
-def _tuning_fork(rng, n, sr):
-    """One steady tone at 300-800 Hz (Chime's two tones, merged)."""
-    return np.sin(2 * np.pi * rng.uniform(300, 800) * _t(n, sr) + rng.uniform(0, 2 * np.pi)).astype(np.float32)
 
 @dataclass(frozen=True)
 class SynthClass:
@@ -413,8 +395,6 @@ CLASSES = (
     SynthClass("Croak", _croak, False),
     SynthClass("Steam", _steam, True, "energy in 4-8 kHz only"),
     SynthClass("Whistling", _whistling, True, "energy in 4-8 kHz only"),
-    SynthClass("Chime", _chime, True, "two close tones"),
-    SynthClass("Tuning fork", _tuning_fork, True, "two close tones"),
 )
 """All synthesisable classes, in the order ``num_classes`` takes them (``classes`` picks any by name)."""
 
@@ -422,7 +402,6 @@ CLASS_BY_NAME = {c.display_name: c for c in CLASSES}
 
 CUES = {
     "energy in 4-8 kHz only": "gone when the audio is resampled to 8 kHz (fmax 4 kHz)",
-    "two close tones": "Chime (two tones 100-130 Hz apart) and Tuning fork (one) merge in 32 mel bins",
 }
 """The designed cues: which setting removes each (classes carry one in ``SynthClass.cue``)."""
 

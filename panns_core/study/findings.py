@@ -466,7 +466,7 @@ CLAIMS = (
     Claim("mel_bins", "More mel bins help: 32 < 64 < 128",
           f"32 {_mel[32]:.3f} < 64 {_mel[64]:.3f} < 128 {_mel[128]:.3f}", ("table_X", "fig_4f"), ("model", "mel_bins"),
           [Element("32 mel bins", _eq("mel_bins", 32)), Element("64 mel bins", _eq("mel_bins", 64)),
-           Element("128 mel bins", _eq("mel_bins", 128))], min_present=2, focus="two close tones",
+           Element("128 mel bins", _eq("mel_bins", 128))], min_present=2,
           needs="a 32-mel-bin arm"),
     Claim("hop_size", "A 10-ms hop (320 samples) beats coarser hops",
           f"hop 1000 {_hop[1000]:.3f}, 640 {_hop[640]:.3f}, 500 {_hop[500]:.3f} < 320 {_hop[320]:.3f}", ("table_VI",),
