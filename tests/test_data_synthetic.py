@@ -128,13 +128,13 @@ def test_classes_are_picked_by_name(tmp_path):
 
 
 def test_designed_cues_lie_where_the_settings_act():
-    """Steam and Whistling (the 4-8 kHz cue classes): nothing left after resampling to 8 kHz, intact at 16 kHz."""
+    """Steam, Whistling and Sizzle (the 4-8 kHz cue classes): nothing left after resampling to 8 kHz, intact at 16 kHz."""
     from panns_core.data import synthetic as S
     from panns_core.data.resample import resample
 
     sr, n = 32000, 16000
     rng = np.random.default_rng(0)
-    for synth in (S._steam, S._whistling):
+    for synth in (S._steam, S._whistling, S._sizzle):
         for _ in range(5):
             x = S._unit_rms(synth(rng, n, sr))
             assert np.sqrt(np.mean(resample(x, sr, 8000) ** 2)) < 0.01

@@ -349,6 +349,14 @@ def _whistling(rng, n, sr):
     return _fm(_cap(f, sr), sr)
 
 
+def _sizzle(rng, n, sr):
+    """Short crackling bursts of noise in 4.5-7.5 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
+    carrier = _band_noise(rng, n, sr, 4500, 7500)
+    times = rng.uniform(0, n / sr, size=max(1, int(n / sr * rng.uniform(20, 40))))
+    burst = np.hanning(max(3, int(sr * rng.uniform(0.005, 0.02)))).astype(np.float32)
+    return carrier * np.minimum(_pulses(n, sr, times, burst), 1.0)
+
+
 def _steam(rng, n, sr):
     """Noise in 5-7.2 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
     return _band_noise(rng, n, sr, 5000, 7200)
@@ -395,6 +403,7 @@ CLASSES = (
     SynthClass("Croak", _croak, False),
     SynthClass("Steam", _steam, True, "energy in 4-8 kHz only"),
     SynthClass("Whistling", _whistling, True, "energy in 4-8 kHz only"),
+    SynthClass("Sizzle", _sizzle, True, "energy in 4-8 kHz only"),
 )
 """All synthesisable classes, in the order ``num_classes`` takes them (``classes`` picks any by name)."""
 

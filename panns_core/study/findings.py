@@ -449,7 +449,7 @@ CLAIMS = (
           ("data_fraction",),
           [Element("part of the training set (largest part run)", lambda s: s["data_fraction"] < 1.0),
            Element("100 %", _eq("data_fraction", 1.0))],
-          needs="an arm on a fraction of the training set"),
+          focus="tail", needs="an arm on a fraction of the training set"),
     Claim("full_vs_balanced_set", "The full training set beats the balanced subset",
           f"balancing, no mixup: balanced subset {_t5[('balanced_train', 'balanced', 'none')]:.3f} < full set "
           f"{_t5[('full_train', 'balanced', 'none')]:.3f}; with mixup {_t5[('balanced_train', 'balanced', 'mixup')]:.3f}"
@@ -527,6 +527,8 @@ def _focus_classes(claim: Claim, facts: dict) -> tuple:
         k = max(1, len(counts) // 3)
         order = np.argsort(np.asarray(counts), kind="stable")[:k]
         return f"tail classes (the {k} with the fewest training clips)", sorted(int(i) for i in order)
+    if claim.focus is None:
+        return None, []
     cues = facts.get("cues") or []
     names = facts.get("names") or []
     chosen = [i for i, c in enumerate(cues) if c == claim.focus]
@@ -541,21 +543,31 @@ def _class_mean(row: dict, classes: Sequence[int]) -> Optional[float]:
     return float(np.mean(values)) if values else None
 
 
+def _train_set_text(run: RunRecord) -> str:
+    s = run.setting
+    name = ("the balanced subset" if s["training_set"] == "balanced_train" else
+            "the full training set" if s["data_fraction"] >= 1 else f"{s['data_fraction']:g} of the full training set")
+    clips = (run.config.get("run_info") or {}).get("train_clips")
+    if not clips:
+        return name
+    passes = run.last_iteration * int(run.config.get("batch_size") or 0) / clips
+    return f"{name} ({clips} clips, {passes:.0f} passes)" if passes >= 2 else f"{name} ({clips} clips)"
+
+
 def _design_sentence(claim: Claim, arms: Sequence[Arm], seeds: Sequence, iteration: int, facts: dict,
                      eval_clips, focus_label: Optional[str]) -> str:
-    ref = next(iter(arms[-1].runs.values()))
-    s = ref.setting
-    train = ("the balanced subset" if s["training_set"] == "balanced_train" else
-             "the full training set" + (f" ({s['data_fraction']:g} of it)" if s["data_fraction"] < 1 else ""))
+    first = [next(iter(a.runs.values())) for a in arms]
+    ref = first[-1]
+    sets = [_train_set_text(r) for r in first]
+    train = sets[0] if len(set(sets)) == 1 else " / ".join(f"{t} ('{a.label}')" for t, a in zip(sets, arms))
     counts = facts.get("counts")
-    tail = (f", {sum(counts)} labels, most/least frequent class {max(counts)}/{min(counts)} clips"
+    tail = (f"; clips per class from {max(counts)} down to {min(counts)} (long tail)"
             if counts and claim.focus == "tail" else "")
     arms_text = " vs ".join(f"'{a.label}'" for a in arms)
-    batch = ref.config.get("batch_size")
     return (f"{ref.setting['backbone']} arms {arms_text} differing only in {', '.join(_varied(arms))}, "
-            f"seeds {', '.join(str(x) for x in seeds)} in every arm, trained {iteration} iterations of batch {batch} on "
-            f"{train}{tail}; scored on the whole eval split ({eval_clips} clips)"
-            + (f"; {focus_label} reported beside mAP" if focus_label else "") + ".")
+            f"seeds {', '.join(str(x) for x in seeds)} in every arm, {iteration} iterations of batch "
+            f"{ref.config.get('batch_size')} on {train}{tail}; scored on the whole eval split ({eval_clips} clips) "
+            f"at iteration {iteration}" + (f"; {focus_label} reported beside mAP" if focus_label else "") + ".")
 
 
 def _varied(arms: Sequence[Arm]) -> list:
