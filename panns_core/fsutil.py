@@ -89,3 +89,76 @@ def write_json(obj, path: str | os.PathLike, *, indent: int | None = 2, sort_key
 
 
 __all__ = ["atomic_path", "atomic_write", "write_text", "write_json"]
+
+
+# ----------------------------------------------------------------------------- one writer at a time
+
+
+class LockHeld(RuntimeError):
+    """Another live process holds the lock (the message names it: host, pid, since when, command)."""
+
+
+def _holder_text(info: dict) -> str:
+    if not info:
+        return "another process (no details recorded)"
+    return (f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
+            + (f" ({info['command']})" if info.get("command") else ""))
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str, *, wait: bool = False,
+                   command: str | None = None, log=None) -> Iterator[dict]:
+    """Hold an exclusive lock on ``path`` (created if needed) while the block runs.
+
+    The lock is an OS file lock (``flock``): it dies with its process, so a holder killed
+    with SIGKILL never leaves a lock behind that blocks the next run; what stays is only
+    the file's note of that holder, which the next holder reports as cleared (``log``) and
+    overwrites. A second process gets :class:`LockHeld` naming the live holder (host, pid,
+    since when, its command), or with ``wait=True`` blocks until the holder is done.
+    ``what`` names the thing protected in messages, e.g. ``"run folder runs/default"``.
+    """
+    import datetime
+    import fcntl
+    import socket
+    import sys
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_lock_note(fd)
+            if not wait:
+                raise LockHeld(f"{what} is being written by {_holder_text(holder)}; wait for it to finish or stop "
+                               f"it (lock file {path})") from None
+            if log:
+                log(f"waiting for {what}: held by {_holder_text(holder)}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        stale = _read_lock_note(fd)
+        if stale and log:
+            log(f"cleared a stale lock on {what} left by {_holder_text(stale)} (that process is gone)")
+        note = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": command if command is not None else " ".join(os.path.basename(a) for a in sys.argv[:3])}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(note).encode(), 0)
+        os.fsync(fd)
+        try:
+            yield note
+        finally:
+            os.ftruncate(fd, 0)  # released cleanly: no note left for the next holder to report
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _read_lock_note(fd: int) -> dict:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        return json.loads(raw) if raw.strip() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+__all__ += ["LockHeld", "exclusive_lock"]

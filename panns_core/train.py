@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from panns_core import distributed as D
 from panns_core.evaluate import evaluate
-from panns_core.fsutil import atomic_path
+from panns_core.fsutil import atomic_path, exclusive_lock
 from panns_core.jsonl import append_jsonl, read_jsonl, write_jsonl
 from panns_core.precision import PRECISIONS
 from panns_core.runtime import MODEL_OVERRIDES, TensorCollate, ids_sha256
@@ -109,6 +110,7 @@ class TrainConfig:
     iterations: int = 600_000
     eval_every: int = 2000
     checkpoint_every: int = 100_000
+    keep_snapshots: bool = False  # True: also keep iter_<N>.pt every checkpoint_every (about 1.3 GB each for Cnn14)
     early_stop: Optional[int] = None
     seed: int = 1234
     device: str = "auto"
@@ -120,6 +122,7 @@ class TrainConfig:
     run_dir: str = "runs/default/train/Cnn14"
     resume: str = "auto"
     progress: bool = True
+    log_every_s: float = 0.0  # > 0 and progress off: one progress line (iteration, loss, clips/s, ETA) this often
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
@@ -513,9 +516,31 @@ def start_run(config: TrainConfig, data: Optional[RunData] = None) -> RunContext
     if selection not in data.eval_tables:
         selection = None
     eval_sha = {s: ids_sha256(t.audio_names) for s, t in data.eval_tables.items()}
+    if dist.is_main:
+        hold_run_folder(config.run_dir)
     run = RunContext(config, device, dist, data, selection, eval_sha)
     run.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     return run
+
+
+_held_run_folders: dict = {}  # absolute run folder -> ExitStack holding its lock
+
+
+def hold_run_folder(run_dir: str) -> None:
+    """Lock ``<run_dir>/.lock`` for this process: a second trainer of the same run folder stops with a
+    sentence naming this one (host, pid, since when) instead of writing ``latest.pt`` beside it."""
+    key = os.path.abspath(run_dir)
+    if key in _held_run_folders:  # this process already trains it (a notebook cell run again)
+        return
+    stack = contextlib.ExitStack()
+    stack.enter_context(exclusive_lock(os.path.join(key, ".lock"), f"run folder {run_dir}"))
+    _held_run_folders[key] = stack
+
+
+def release_run_folders(keep=()) -> None:
+    """Release the run-folder locks this process holds (except ``keep``); a process's exit releases them too."""
+    for key in [k for k in _held_run_folders if k not in keep]:
+        _held_run_folders.pop(key).close()
 
 
 def resume(run: RunContext, *, model, optimizer, scaler, sampler, mixup=None) -> Optional[dict]:
@@ -688,7 +713,7 @@ def should_stop_early(run: RunContext, iteration: int) -> bool:
 
 def save_checkpoints(run: RunContext, *, model, optimizer, scaler, sampler_state: dict, mixup=None,
                      improved: bool = False) -> None:
-    """``latest.pt`` (everything an exact resume needs), ``iter_N.pt`` every ``checkpoint_every``,
+    """``latest.pt`` (everything an exact resume needs), ``iter_N.pt`` every ``checkpoint_every`` (with ``keep_snapshots``),
     ``best.pt`` (weights) when the selection mAP improved. Collective: every rank calls it."""
     p = run.progress
     p.loss_sum = float(run.loss_sum.item())
@@ -713,7 +738,7 @@ def save_checkpoints(run: RunContext, *, model, optimizer, scaler, sampler_state
         run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         i = p.iteration
         _atomic_save(state, run.checkpoint_dir / "latest.pt")
-        if i > 0 and i % run.config.checkpoint_every == 0:
+        if run.config.keep_snapshots and i > 0 and i % run.config.checkpoint_every == 0:
             _atomic_save(state, run.checkpoint_dir / f"iter_{i}.pt")
         if improved:
             best = {"model": state["model"], "iteration": i, "config": state["config"],
@@ -751,11 +776,61 @@ def count_step(run: RunContext, step_loss: torch.Tensor, seconds: float) -> None
     p.iteration += 1
 
 
+PROGRESS_PREFIX = "[progress] "
+"""Start of the periodic progress lines (``log_every_s``); the study's job runner echoes them to the console."""
+
+
+class ProgressLines:
+    """A progress "bar" for logs: at most one line every ``every_s`` seconds, with the iteration, the mean
+    training loss since the last line, training clips/s and the time left at that rate (same ``update``/``close``
+    as tqdm, so the loop does not care which it has)."""
+
+    def __init__(self, run: RunContext, every_s: float, clock=time.monotonic):
+        self.run, self.every_s, self.clock = run, every_s, clock
+        self.start_iteration = run.progress.iteration
+        self.last_time = self.start_time = clock()
+        self.last_iteration = run.progress.iteration
+        self.last_loss = (float(run.loss_sum.item()), run.progress.loss_count)
+
+    def update(self, n: int = 1) -> None:
+        now = self.clock()
+        if now - self.last_time >= self.every_s:
+            self.emit(now)
+
+    def emit(self, now: float) -> None:
+        c, p = self.run.config, self.run.progress
+        loss_sum, loss_count = float(self.run.loss_sum.item()), p.loss_count
+        steps = p.iteration - self.last_iteration
+        d_count = loss_count - self.last_loss[1] if loss_count >= self.last_loss[1] else loss_count
+        d_sum = loss_sum - self.last_loss[0] if loss_count >= self.last_loss[1] else loss_sum
+        loss = f"{d_sum / d_count:.4f}" if d_count > 0 else "n/a"
+        rate = steps / max(now - self.last_time, 1e-9)
+        left = (c.iterations - p.iteration) / rate if rate > 0 else float("inf")
+        print(f"{PROGRESS_PREFIX}iteration {p.iteration}/{c.iterations} ({100 * p.iteration / c.iterations:.1f} %), "
+              f"loss {loss}, {rate * c.batch_size:.1f} clips/s, ETA {_duration(left)}", flush=True)
+        self.last_time, self.last_iteration, self.last_loss = now, p.iteration, (loss_sum, loss_count)
+
+    def close(self) -> None:
+        if self.run.progress.iteration != self.last_iteration:
+            self.emit(self.clock())
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown"
+    minutes = int(round(seconds / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else (
+        f"{minutes} min" if minutes else f"{int(round(seconds))} s")
+
+
 def progress_bar(run: RunContext):
-    """A tqdm bar on the main process when ``config.progress`` (else None)."""
+    """A tqdm bar on the main process when ``config.progress``, else progress lines every ``log_every_s``
+    (for logs: the study's stage logs), else None."""
     c = run.config
-    if not (c.progress and run.dist.is_main):
+    if not run.dist.is_main:
         return None
+    if not c.progress:
+        return ProgressLines(run, c.log_every_s) if c.log_every_s > 0 else None
     from tqdm.auto import tqdm
 
     return tqdm(total=c.iterations, initial=run.progress.iteration, desc=f"train {c.model}", unit="it",
@@ -819,10 +894,12 @@ def run_loop(config: TrainConfig, data: Optional[RunData] = None,
 
     path = loop_notebook_path()
     _handed_over.append((config, data, model_factory))
+    held_before = set(_held_run_folders)
     try:
         return runpy.run_path(str(path), run_name="__main__")
     finally:
         _handed_over.pop()
+        release_run_folders(keep=held_before)
 
 
 def train(config: TrainConfig, data: Optional[RunData] = None, model_factory: Optional[Callable] = None) -> str:

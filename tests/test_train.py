@@ -87,7 +87,7 @@ def test_missing_index_files_are_named(tmp_path):
 
 def test_run_folder_statistics_and_checkpoints(tmp_path):
     run = tmp_path / "run"
-    train(tiny_config(run), data=in_memory_data())
+    train(tiny_config(run, keep_snapshots=True), data=in_memory_data())
     lines = read_statistics(run)
     assert [(l["iteration"], l["split"]) for l in lines] == [(0, "eval"), (3, "eval"), (6, "eval")]
     first = lines[0]
@@ -111,7 +111,7 @@ def test_run_folder_statistics_and_checkpoints(tmp_path):
     assert best["iteration"] == lines[int(np.argmax(maps))]["iteration"]
 
     saved = json.loads((run / "config.json").read_text())
-    assert TrainConfig.from_dict(saved) == tiny_config(run)
+    assert TrainConfig.from_dict(saved) == tiny_config(run, keep_snapshots=True)
     assert saved["eval_set_sha256"] == first["eval_set_sha256"]
     assert saved["run_info"]["classes_num"] == 4 and saved["run_info"]["clips_per_step"] == 16
 
@@ -257,3 +257,44 @@ def test_the_command_line_trains_the_config_it_is_given(corpus, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert [l["iteration"] for l in read_statistics(run)] == [0, 2]
     assert json.loads((run / "config.json").read_text())["data_root"] == str(corpus)
+
+
+def test_iteration_snapshots_are_opt_in(tmp_path):
+    train(tiny_config(tmp_path / "run"), data=in_memory_data())
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.pt", "latest.pt"]
+
+
+def test_progress_lines_say_iteration_loss_rate_and_time_left(tmp_path, capsys):
+    from panns_core.train import PROGRESS_PREFIX
+
+    train(tiny_config(tmp_path / "run", iterations=4, eval_every=4, log_every_s=1e-9), data=in_memory_data())
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith(PROGRESS_PREFIX)]
+    assert [l.split(",")[0] for l in lines] == [f"{PROGRESS_PREFIX}iteration {i}/4 ({25 * i:.1f} %)" for i in (1, 2, 3, 4)]
+    loss = float(lines[0].split("loss ")[1].split(",")[0])
+    assert loss > 0 and "clips/s" in lines[0] and "ETA " in lines[0]
+
+
+def test_a_second_trainer_of_one_run_folder_stops_naming_the_first(tmp_path):
+    import subprocess
+    import sys
+
+    from panns_core.fsutil import LockHeld
+    from panns_core.train import hold_run_folder, release_run_folders
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from panns_core.train import hold_run_folder; hold_run_folder(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(60)"), str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld, match=rf"run folder {run} is being written by pid {holder.pid} on host "):
+            train(tiny_config(run), data=in_memory_data())
+        assert not (run / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The killed holder leaves no lock behind: the run trains, and the same process may train it again.
+    train(tiny_config(run, iterations=3), data=in_memory_data())
+    train(tiny_config(run, iterations=6), data=in_memory_data())
+    hold_run_folder(str(run))
+    release_run_folders()
