@@ -27,11 +27,13 @@ allow_unverified = False        # score files for which no md5 is known (their s
 # %% [markdown]
 # # 08 · Score the released checkpoints on our copy of the AudioSet eval set
 #
-# **What the paper did.** Trained every system of Tables VII, IX, X and XI for up to 600k iterations on the full
-# training set (about three GPU-days for CNN14) and reported its mAP, AUC and d' on the 20,371-clip eval set; the
-# authors then released the weights of most of these systems on Zenodo (record 3987831).
+# **What the paper did.** Trained the systems of Tables VII, IX, X and XI on the full training set (about three days
+# per system for 600k iterations on one Tesla V100) and reported their mAP, AUC and d' on the AudioSet eval set
+# (20,371 clips listed, 18,887 downloaded by the authors); it states that the source code and the pretrained models
+# are released (the paper links the GitHub repository).
 #
-# **What we do.** Download every released checkpoint that is a row of those tables, check it against its md5
+# **What we do.** The weights of most of these systems are in Zenodo record 3987831 (linked from the official
+# repository). Download every released checkpoint that is a row of those tables, check it against its md5
 # (the project's table, and the md5 Zenodo publishes in the record's metadata), and score it on the eval set this
 # profile packed (by default from the Hugging Face mirror). One compact JSON file per checkpoint is written under
 # `runs/<profile>/released/`: mAP, AUC, d', the 527 class-wise APs, the eval set's size and SHA-256, where the clips

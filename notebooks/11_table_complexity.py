@@ -16,9 +16,9 @@ with_macs = True  # also count plain multiply-accumulates (a second pass per mod
 # %% [markdown]
 # # 11 · Table XII: multiply-adds and parameters
 #
-# **What the paper did.** Reported multiply-adds per 10-s clip and parameter counts of the 15 architectures, computed by the authors' `count_flops` counter.
+# **What the paper did.** Reported the multiply-adds and the number of parameters of the 15 architectures (Table XII).
 #
-# **What we do.** Count them with `panns_core.complexity` on a 10-s clip at each model's own sample rate, with the paper's convention (2 operations per multiply-accumulate; STFT-as-convolution, BatchNorm, ReLU and pooling modules included; trainable parameters only). No training is needed.
+# **What we do.** Count them with `panns_core.complexity` on a 10-s clip at each model's own sample rate, with the convention of the official code's `count_flops` counter, which reproduces the printed numbers (2 operations per multiply-accumulate; STFT-as-convolution, BatchNorm, ReLU and pooling modules included; trainable parameters only). No training is needed; the difference column compares two counts of the same networks, not results on different data.
 #
 # **Where we differ, and why.** Nothing: all 15 rows match the paper to the printed precision. Plain MACs are about half the paper's 'multiply-adds' (see `docs/`), which matters when comparing with other papers.
 

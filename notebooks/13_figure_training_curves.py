@@ -14,11 +14,11 @@ figures_dir = None
 # %% [markdown]
 # # 13 · Figure 4 (a)-(f): mAP vs iteration
 #
-# **What the paper did.** Six panels of train (balanced subset, dashed) and eval (solid) mAP against iteration: (a) architectures, (b) balancing and augmentation, (c) embedding size, (d) amount of training data, (e) sample rate, (f) mel bins.
+# **What the paper did.** Six panels of training mAP (dashed) and evaluation mAP (solid) against iteration: (a) architectures, (b) data balancing and augmentation, (c) embedding size, (d) amount of training data, (e) sample rate, (f) number of mel bins.
 #
-# **What we do.** One figure per panel (`fig_4a` ... `fig_4f`) from the runs of the matching ablation group, plus a combined six-panel view.
+# **What we do.** One figure per panel (`fig_4a` ... `fig_4f`) from the runs of the matching ablation group, plus a combined six-panel view; the training curve is the mAP on the balanced training subset (the official code's choice), drawn for the runs that scored it.
 #
-# **Where we differ, and why.** Short profiles have only a few evaluations per run, so the curves are coarse.
+# **Where we differ, and why.** Short profiles have only a few evaluations per run, so the curves are coarse; a profile with several seeds per setting draws one line per run.
 
 # %%
 from panns_core.study.notebook_inputs import open_profile

@@ -15,11 +15,11 @@ max_systems = 3
 # %% [markdown]
 # # 15 · Figure 12: AP of every class
 #
-# **What the paper did.** Plotted the AP of all 527 classes for CNN14, MobileNetV1 and an earlier system, sorted, with bars of the (log) number of training clips and marks of label quality: classes with few clips or poor labels score low.
+# **What the paper did.** Plotted the AP of all 527 classes for CNN14, MobileNetV1 and an earlier audio tagging system built on AudioSet's released embeddings, with bars of the number of training clips per class (log scale) and marks of the label quality (the fraction of a class's clips that experts verified as correctly labelled). The text notes that some classes reach a much higher AP than others, that this may reflect how hard each class is to tag, and that tagging performance is not always correlated with the number of training clips or with the label quality.
 #
 # **What we do.** Per-class eval AP of up to `max_systems` architecture runs at their selected evaluation, sorted by the first (the reference run), with training-clip counts from the run's index and label quality from `qa_true_counts.csv` where the data root has it.
 #
-# **Where we differ, and why.** The earlier 'averaging instances' system of the paper has no code or statistics, so it is not drawn.
+# **Where we differ, and why.** The earlier embedding-based system of the paper has no code or statistics here, so it is not drawn. On the generated corpus the label quality is the generator's own (the fraction of a class's labelled events that really are that sound), and with balanced sampling a class's clip count need not decide its AP.
 
 # %%
 from panns_core.study.notebook_inputs import open_profile

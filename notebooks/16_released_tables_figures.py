@@ -17,8 +17,9 @@ classwise_models = ["Cnn14", "MobileNetV1"]   # Fig. 12 draws these (the paper: 
 # %% [markdown]
 # # 16 · Tables VII, IX, X, XI and Figs. 3, 5, 12 from the released checkpoints
 #
-# **What the paper did.** Reported, for each trained system, mAP, AUC and d' on its 20,371-clip eval set (Table VII
-# embedding size, IX sample rate, X mel bins, XI architectures), plotted mAP against multiply-adds (Fig. 5), the
+# **What the paper did.** Reported, for each trained system, mAP, AUC and d' on the AudioSet eval set (20,371 clips
+# listed, 18,887 of them downloaded by the authors; Table VII embedding size, IX sample rate, X mel bins, XI
+# architectures), plotted mAP against multiply-adds (Fig. 5), the
 # class-wise AP of CNN14 over training for classes ranked by their number of training clips (Fig. 3), and the AP of
 # all 527 classes for CNN14 and MobileNetV1 beside the number of training clips (Fig. 12).
 #

@@ -25,13 +25,15 @@ precision = "fp32"                # or "bf16"
 # %% [markdown]
 # # 30 · Pretrained PANNs: tagging, embeddings and sound event detection
 #
-# **What the paper did.** PANNs are trained on AudioSet and released as checkpoints (Zenodo record
-# 3987831). The official `inference.py` tags one file with CNN14 (top-10 labels, whole file as one
-# input) and detects sound events with `Cnn14_DecisionLevelMax`: the 31 segment outputs of a 10-s clip
-# are repeated 32 times and padded to the 1,001 STFT frames, and the README shows a spectrogram over the
-# framewise probabilities of the top classes.
+# **What the paper did.** Trained PANNs on AudioSet for audio tagging, transferred them to six other
+# tasks, and released the source code and the pretrained models (the paper links the GitHub
+# repository); it names sound event detection among the audio pattern recognition tasks PANNs serve.
 #
-# **What we do.** `panns_core.inference.Pretrained` loads a released checkpoint by name (downloaded once,
+# **What we do.** The released checkpoints live in Zenodo record 3987831. The official code's `inference.py`
+# tags one file with CNN14 (top-10 labels, whole file as one input) and detects sound events with
+# `Cnn14_DecisionLevelMax`: the 31 segment outputs of a 10-s clip are repeated 32 times and padded to the
+# 1,001 STFT frames, and its README shows a spectrogram over the framewise probabilities of the top classes.
+# `panns_core.inference.Pretrained` loads a released checkpoint by name (downloaded once,
 # checksum-verified, cached) or a local file, takes the front end from the model registry (a 16 kHz
 # checkpoint gets 16 kHz audio), reads any format/rate/channel count, cuts long files into 10-s windows
 # (clipwise = max over windows, embedding = mean, framewise = concatenated), batches many files, skips

@@ -18,7 +18,7 @@ import pytest
 
 from panns_core.study import exercises as E
 from panns_core.study.course import load_course
-from panns_core.study.pipeline import stage_name_for
+from panns_core.study.profiles import stage_name_for
 from notebook_exec import run_notebook
 from tiny_pipeline import tiny_run
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from panns_core.study import findings
 from panns_core.study.released_eval import load_registry, read_results
@@ -32,52 +33,61 @@ def write(tmp_path, results):
 def test_claims_from_released_scores(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.uniform(0.2, 0.6, 50)
-    rows = [result("Cnn6", base), result("Cnn10", base + 0.03), result("Cnn14", base + 0.06),
+    noise = rng.normal(0, 0.01, 50)
+    rows = [result("Cnn6", base), result("Cnn10", base + 0.03 + noise), result("Cnn14", base + 0.06),
             result("MobileNetV1", base + 0.01),
-            # Cnn14_16k: better than Cnn14 on every class, so the 32 kHz > 16 kHz step fails
+            # 8 kHz below 16 kHz on every class but one: the 4-8 kHz claim is supported
             result("Cnn14_16k", base + 0.07), result("Cnn14_8k", base - 0.02)]
     data = findings.compute_findings(str(write(tmp_path, rows)))
     by_id = {r["id"]: r for r in data["rows"]}
     assert data["released_checkpoints"] == sorted(r["model"] for r in rows)
+    assert data["released_method"] == findings.RELEASED_METHOD
 
     deeper = by_id["deeper_cnns"]
-    assert deeper["verdict"] == findings.HOLDS and deeper["source"] == "released checkpoints"
-    assert deeper["ours_values"] == {"CNN6": pytest.approx(base.mean()), "CNN10": pytest.approx(base.mean() + 0.03),
+    assert deeper["verdict"] == findings.SUPPORTED and deeper["source"] == "released checkpoints"
+    assert deeper["ours_values"] == {"CNN6": pytest.approx(base.mean()), "CNN10": pytest.approx((base + 0.03 + noise).mean()),
                                      "CNN14": pytest.approx(base.mean() + 0.06)}
     assert deeper["evidence"]["runs"] == ["released/Cnn6.json", "released/Cnn10.json", "released/Cnn14.json"]
     assert f"eval set 100 clips, sha256 {SHA}" in deeper["ours"]
-    # constant per-class differences: the paired spread is 0, any positive step beats it
-    assert deeper["spread"] == pytest.approx(0.0, abs=1e-12)
+    assert deeper["n_classes"] == 50 and deeper["n_seeds"] is None and len(deeper["steps"]) == 2
+    assert "classes with positives are the replicates" in deeper["design"]
 
-    mobile = by_id["mobilenets_tradeoff"]  # MobileNetV1 below the best CNN, and far cheaper
-    assert mobile["verdict"] == findings.HOLDS and "multiply-adds 3.61e9 (MobileNetV1)" in mobile["ours"]
-    assert by_id["sample_rate"]["verdict"] == findings.FAILS  # 16 kHz above 32 kHz here
+    mobile = by_id["mobilenets_tradeoff"]  # MobileNetV1 below the best CNN on every class, and far cheaper
+    assert mobile["verdict"] == findings.SUPPORTED and "multiply-adds 3.61e9 (MobileNetV1)" in mobile["ours"]
+    assert by_id["sample_rate"]["verdict"] == findings.SUPPORTED
+    assert by_id["sample_rate"]["effect"] == pytest.approx(0.09, abs=1e-6)
     assert by_id["wavegram_logmel_best"]["ours"] == "no released checkpoint for: Wavegram-Logmel-CNN"
     assert by_id["embedding_size"]["ours"] == "no released checkpoint for: embedding <= 128 (best of)"
     for claim in ("balanced_sampling", "mixup", "more_data", "hop_size", "mel_bins", "logmel_mixup"):
-        assert by_id[claim]["verdict"] == findings.NOT_MEASURED
+        assert by_id[claim]["verdict"] == findings.NOT_TESTED
         assert by_id[claim]["ours"].startswith("no released checkpoint for: ")
 
 
-def test_spread_is_twice_the_standard_error_of_paired_class_differences():
+def test_released_interval_is_over_paired_per_class_differences():
     a = result("Cnn6", [0.1, 0.2, 0.3, None])
-    b = result("Cnn10", [0.2, 0.2, 0.5, 0.9])  # the class without a positive in a is left out
-    d = np.array([0.1, 0.0, 0.2])
-    assert findings._paired_spread(a, b) == pytest.approx(2 * d.std(ddof=1) / math.sqrt(3))
-    row = findings.released_claim(next(c for c in findings.CLAIMS if c.id == "deeper_cnns"), {"Cnn6": a, "Cnn10": b})
-    # step 0.45 - 0.20 = 0.25 beats the spread 2 x 0.1 / sqrt(3) = 0.115
-    assert row["verdict"] == findings.HOLDS and row["spread"] == pytest.approx(0.2 / math.sqrt(3))
-    b["per_class_AP"] = [0.12, 0.2, 0.33, None]  # step 0.0167 under the spread 0.0176: does not hold
-    b["mAP"] = float(np.mean([0.12, 0.2, 0.33]))
-    row = findings.released_claim(next(c for c in findings.CLAIMS if c.id == "deeper_cnns"), {"Cnn6": a, "Cnn10": b})
-    assert row["verdict"] == findings.FAILS
+    b = result("Cnn10", [0.2, 0.31, 0.42, 0.9])  # the class without an AP in a is left out
+    d = np.array([0.1, 0.11, 0.12])
+    iv = findings.paired_class_interval(a, b)
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert iv.replicates == [0, 1, 2] and iv.effect == pytest.approx(d.mean())
+    assert iv.ci == pytest.approx([d.mean() - half, d.mean() + half])
+    claim = next(c for c in findings.CLAIMS if c.id == "deeper_cnns")
+    row = findings.released_claim(claim, {"Cnn6": a, "Cnn10": b})
+    assert row["verdict"] == findings.SUPPORTED and row["ci"][0] > 0  # every class up: above 0
+    b["per_class_AP"] = [0.05, 0.25, 0.5, None]  # -0.05, +0.05, +0.2: the interval contains 0
+    b["mAP"] = float(np.mean([0.05, 0.25, 0.5]))
+    row = findings.released_claim(claim, {"Cnn6": a, "Cnn10": b})
+    assert row["verdict"] == findings.INCONCLUSIVE and row["ci"][0] < 0 < row["ci"][1]
+    b["per_class_AP"] = [0.0, 0.1, 0.19, None]  # every class down: contradicted
+    b["mAP"] = float(np.mean([0.0, 0.1, 0.19]))
+    assert findings.released_claim(claim, {"Cnn6": a, "Cnn10": b})["verdict"] == findings.CONTRADICTED
 
 
 def test_different_eval_sets_are_not_compared(tmp_path):
     rows = [result("Cnn6", [0.1, 0.2]), result("Cnn10", [0.5, 0.6], sha="cd" * 32)]
     row = {r["id"]: r for r in findings.compute_findings(str(write(tmp_path, rows)))["rows"]}["deeper_cnns"]
-    assert row["verdict"] == findings.NOT_MEASURED and row["ours"].startswith("the checkpoints were scored on "
-                                                                                "different eval sets")
+    assert row["verdict"] == findings.NOT_TESTED and row["ours"].startswith("the checkpoints were scored on "
+                                                                              "different eval sets")
 
 
 def test_read_results_and_registry_file(tmp_path):

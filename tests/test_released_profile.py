@@ -161,16 +161,19 @@ def test_released_profile_end_to_end(tmp_path, zenodo):
     # findings: verdicts from the released scores where the checkpoints test a claim, the eval set named
     rows = {r["id"]: r for r in json.load(open(run_root / "findings.json"))["rows"]}
     for claim in ("mobilenets_tradeoff", "deeper_cnns"):
-        assert rows[claim]["verdict"] in (findings.HOLDS, findings.FAILS), rows[claim]
+        assert rows[claim]["verdict"] in (findings.SUPPORTED, findings.CONTRADICTED, findings.INCONCLUSIVE), rows[claim]
         assert rows[claim]["source"] == "released checkpoints" and sha in rows[claim]["ours"]
-    cnn6, cnn10 = results["Cnn6"]["mAP"], results["Cnn10"]["mAP"]
-    assert rows["deeper_cnns"]["ours_values"] == {"CNN6": pytest.approx(cnn6), "CNN10": pytest.approx(cnn10)}
-    assert (rows["deeper_cnns"]["verdict"] == findings.HOLDS) == (cnn10 - cnn6 > rows["deeper_cnns"]["spread"])
-    assert rows["sample_rate"]["verdict"] == findings.NOT_MEASURED
+    cnn6, cnn10 = results["Cnn6"], results["Cnn10"]
+    deeper = rows["deeper_cnns"]
+    assert deeper["ours_values"] == {"CNN6": pytest.approx(cnn6["mAP"]), "CNN10": pytest.approx(cnn10["mAP"])}
+    expected = findings.paired_class_interval(cnn6, cnn10)  # per-class AP differences, classes as replicates
+    assert deeper["effect"] == pytest.approx(expected.effect, abs=1e-4) and deeper["verdict"] == expected.verdict
+    assert deeper["n_classes"] == expected.n and deeper["n_seeds"] is None
+    assert rows["sample_rate"]["verdict"] == findings.NOT_TESTED
     assert rows["sample_rate"]["ours"] == "no released checkpoint for: 8 kHz, 16 kHz"  # CNN6/10 are 32 kHz
     assert rows["mel_bins"]["ours"].startswith("no released checkpoint for: 32 mel bins")
-    assert rows["pretraining_transfer"]["verdict"] == findings.NOT_MEASURED
-    assert rows["pretraining_transfer"]["ours"] == ("needs scratch and fine-tune runs; transfer ran freeze_l1, "
+    assert rows["pretraining_transfer"]["verdict"] == findings.NOT_TESTED
+    assert rows["pretraining_transfer"]["ours"] == ("needs finetune and scratch runs; transfer ran freeze_l1, "
                                                     "freeze_l3 on esc50")
 
 

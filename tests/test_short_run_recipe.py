@@ -82,18 +82,29 @@ def test_bad_recipe_values_name_the_field(tmp_path):
         tiny_config(tmp_path, spec_augment_time_width=0).validate()
 
 
-def test_default_profile_budgets_and_dropped_rows():
-    from panns_core.paper import TABLE_XII
+def test_default_profile_is_a_paired_design():
+    """Every arm: seeds 1-3 at least (the arms of a claim the same seeds), the whole eval split, an evaluation at the control's budget;
+    every claim the profile does not arm has its reason in ``dropped``."""
+    import re
+
+    from panns_core.study import findings
     from panns_core.study.profiles import load_profile
 
     profile = load_profile("default")
-    runs, train_defaults = profile["runs"], profile["train"]
-    budget = train_defaults["iterations"]
-    ref = runs[profile["reference_run"]]
-    # The reference is evaluated at the ablation budget, so every ablation row has a same-budget partner.
-    assert ref["iterations"] >= budget and budget % train_defaults["eval_every"] == 0
-    architectures = {train_defaults["model"]} | {r["model"] for r in runs.values() if "architectures" in r.get("groups", [])}
-    assert len(architectures) >= 4
-    assert len({TABLE_XII[m]["mult_adds"] for m in architectures}) == len(architectures)  # different costs
-    assert any(r.get("seed") not in (None, 1234) and set(r) == {"seed"} for r in runs.values())  # a seed replica
-    assert isinstance(profile["dropped"], dict) and profile["dropped"]
+    runs, defaults = profile["runs"], profile["train"]
+    arms = {}
+    for name, spec in runs.items():
+        arms.setdefault(re.sub(r"_seed\d+$", "", name), set()).add(spec["seed"])
+    assert all(len(seeds) >= findings.MIN_SEEDS and {1, 2, 3} <= seeds for seeds in arms.values()), arms
+    assert arms["sr_8k"] == arms["sr_16k"]  # the arms of one claim: the same seeds
+    assert profile["reference_run"] == "control_seed1" and "max_eval_clips" not in defaults
+    budget = defaults["iterations"]
+    for name, spec in runs.items():
+        config = {**defaults, **spec}
+        evaluated = set(range(0, config["iterations"] + 1, config["eval_every"])) | {config["iterations"]}
+        assert budget in evaluated, name  # every arm has a same-iteration partner in the control
+        assert config.get("max_eval_clips") is None, name
+    dropped = profile["dropped"]
+    armed = {"balanced_sampling", "mixup", "more_data", "full_vs_balanced_set", "sample_rate"}
+    for claim in findings.CLAIMS:
+        assert (claim.id in armed) != (claim.id in dropped), claim.id

@@ -42,10 +42,11 @@ def make_run(run_root, name, config, lines, groups=()):
     return path
 
 
-def write_snapshot(run_root, runs, reference="base"):
+def write_snapshot(run_root, runs, reference="base", data_source="audioset"):
     with open(os.path.join(run_root, "profile.json"), "w") as f:
-        json.dump({"runs": runs, "reference_run": reference, "data_source": "generated",
-                   "label": "generated-corpus results, not paper-scale numbers"}, f)
+        json.dump({"runs": runs, "reference_run": reference, "data_source": data_source,
+                   "label": "generated-corpus results, not paper-scale numbers" if data_source == "generated"
+                   else ""}, f)
 
 
 def curve(values, splits=("eval", "balanced_train", "validation"), val=None):
@@ -87,6 +88,13 @@ def test_selection_uses_best_validation_then_last(run_root):
     no_val = tables.Run("x", "x", {}, pd.DataFrame(curve([0.1, 0.4, 0.2], splits=("eval",))))
     sel = tables.select_evaluation(no_val)
     assert (sel.iteration, sel.rule, sel.metrics["mAP"]) == (20, "last evaluation", 0.2)
+
+
+def as_generated(run_root):
+    """The same runs, declared as generated-corpus results."""
+    with open(os.path.join(run_root, "profile.json")) as f:
+        snapshot = json.load(f)
+    write_snapshot(run_root, snapshot["runs"], data_source="generated")
 
 
 def notebook_tables(run_root, tmp_path, **extra):
@@ -145,6 +153,42 @@ def test_table_iv_keeps_literature_and_adds_ours(run_root, tmp_path):
     cnn14 = df[df["system"] == "Proposed CNN14"].iloc[0]
     assert cnn14["run"] == "base" and cnn14["mAP ours"] == 0.3
     assert df.iloc[-1]["system"].startswith("Ours: best of this profile") and df.iloc[-1]["mAP ours"] == 0.4
+
+
+def test_generated_corpus_tables_show_the_paper_beside_ours_never_a_difference(run_root, tmp_path):
+    as_generated(run_root)
+    saved, ns = notebook_tables(run_root, tmp_path)
+    for table_id, df in saved.items():
+        assert not [c for c in df.columns if "diff" in c], table_id
+        paper_rows = df[df["source"] == "paper (AudioSet)"]
+        ours = df[df["source"] == "ours (generated corpus)"]
+        assert len(paper_rows) + len(ours) == len(df), table_id
+        # a row is the paper's or ours, never both: no shared row invites a comparison
+        assert paper_rows["mAP ours (generated corpus)"].isna().all(), table_id
+        assert ours["mAP paper (AudioSet)"].isna().all(), table_id
+    v = saved["table_V"]
+    assert len(v[v["source"] == "paper (AudioSet)"]) == len(paper.TABLE_V)
+    assert set(v[v["source"] == "paper (AudioSet)"]["model"]) == {"CNN14", "Cnn14_mixup_time_domain"}
+    ours_v = v[v["source"] == "ours (generated corpus)"].set_index("run")
+    assert ours_v.loc["bal", "mAP ours (generated corpus)"] == 0.05 and ours_v.loc["bal", "model"] == "Cnn14"
+    xi = saved["table_XI"]
+    assert xi[xi["run"] == "cnn6"]["mAP paper (AudioSet)"].isna().all()  # our CNN6 is not in the paper's CNN6 row
+    assert xi[(xi["source"] == "paper (AudioSet)") & (xi["model"] == "Cnn6")]["mAP paper (AudioSet)"].tolist() == [0.343]
+    iv = saved["table_IV"]
+    assert iv["run"].iloc[: len(paper.TABLE_IV)].isna().all()  # no run of ours stands in a literature row
+    record = json.load(open(tmp_path / "figures" / "table_VI.json"))
+    assert record["meta"]["paper_columns"] == "reference"
+
+
+def test_paper_modes_follow_the_data():
+    assert tables.paper_mode("audioset") == tables.DIFFERENCE
+    assert tables.paper_mode("generated") == tables.REFERENCE
+    assert tables.paper_mode("generated", True) == tables.REFERENCE  # never a difference on other data
+    assert tables.paper_mode("custom") == tables.OURS_ONLY and tables.paper_mode("custom", True) == tables.REFERENCE
+    assert tables.paper_mode("audioset", False) == tables.OURS_ONLY
+    sel = tables.Selection("r", 1, "last evaluation", {"mAP": 0.5, "mAUC": 0.9, "d_prime": 1.0}, None, {})
+    with pytest.raises(ValueError, match="not both"):
+        tables.metric_columns({"mAP": 0.4, "AUC": 0.9, "d_prime": 2.0}, sel, mode=tables.REFERENCE)
 
 
 def test_tables_without_paper_columns_on_other_data(run_root, tmp_path):
@@ -245,6 +289,19 @@ def test_map_vs_multiply_adds_fills_our_points_only(run_root, tmp_path):
     filled = [c for c in ns["fig"].axes[0].collections if len(c.get_offsets()) and c.get_facecolors().size
               and c.get_facecolors()[0][3] > 0]
     assert sorted(tuple(round(float(v), 3) for v in c.get_offsets()[0]) for c in filled) == [(21.986, 0.4), (42.22, 0.3)]
+    plt.close("all")
+
+
+def test_map_vs_multiply_adds_on_other_data_puts_the_paper_in_its_own_panel(run_root, tmp_path):
+    as_generated(run_root)
+    ns = run_notebook("14_figure_map_vs_multiply_adds", profile="t", run_root=run_root,
+                      figures_dir=str(tmp_path / "f"))
+    paper_ax, ours_ax = ns["fig"].axes[:2]
+    assert paper_ax is not ours_ax and paper_ax.get_shared_y_axes().get_siblings(paper_ax) == [paper_ax]
+    points = lambda ax: sorted(tuple(round(float(v), 3) for v in c.get_offsets()[0]) for c in ax.collections
+                               if len(c.get_offsets()))
+    assert len(points(paper_ax)) == len(paper.TABLE_XI)  # the paper's 15, alone
+    assert points(ours_ax) == [(21.986, 0.4), (42.22, 0.3)]  # ours, on an axis of their own
     plt.close("all")
 
 

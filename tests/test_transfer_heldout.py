@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from panns_core.data.synthetic import CLASSES, write_heldout_folder
+from panns_core.data.synthetic import CLASSES, MAX_CLASSES, write_heldout_folder
 from panns_core.transfer import TransferConfig, parse_folder
 from panns_core.transfer.api import run_folder_task
 
@@ -45,7 +45,7 @@ def test_heldout_folder_is_deterministic_and_regenerated_when_settings_change(tm
     assert sum(r["fold"] == "train" for r in _rows(path)) == 6
 
 
-@pytest.mark.parametrize("bad", [dict(first_class=29, num_classes=2), dict(first_class=0, num_classes=1),
+@pytest.mark.parametrize("bad", [dict(first_class=MAX_CLASSES - 1, num_classes=2), dict(first_class=0, num_classes=1),
                                  dict(first_class=10, num_classes=2, train_per_class=0)])
 def test_heldout_folder_rejects_impossible_class_ranges(tmp_path, bad):
     with pytest.raises(ValueError):

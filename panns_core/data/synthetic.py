@@ -328,11 +328,46 @@ def _croak(rng, n, sr):
     return _pulses(n, sr, _periodic_times(rng, n, sr, rng.uniform(0.35, 0.5)), croak)
 
 
+# Classes whose only cue lies where one front-end setting matters (the default profile's sample-rate
+# design): energy in 4-8 kHz only, gone at 8 kHz (fmax 4 kHz), kept at 16 kHz.
+
+def _band_noise(rng, n, sr, lo, hi):
+    """Noise with its spectrum inside [lo, hi] Hz only (zero outside, 5 % raised-cosine edges): nothing leaks
+    across a resampler's cut-off."""
+    lo, hi = min(lo, 0.4 * sr), min(hi, 0.45 * sr)
+    f = np.fft.rfftfreq(n, 1 / sr)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    edge = 0.05 * (hi - lo)
+    gain = np.clip(np.minimum(f - lo, hi - f) / edge, 0, 1)
+    return np.fft.irfft(spec * (0.5 - 0.5 * np.cos(np.pi * gain)), n).astype(np.float32)
+
+
+def _whistling(rng, n, sr):
+    """A tone at 5-6.5 kHz with a slow vibrato: audible at 16 and 32 kHz, gone at 8 kHz (fmax 4 kHz)."""
+    t = _t(n, sr)
+    f = rng.uniform(5000, 6500) * (1 + 0.02 * np.sin(2 * np.pi * rng.uniform(3, 6) * t))
+    return _fm(_cap(f, sr), sr)
+
+
+def _sizzle(rng, n, sr):
+    """Short crackling bursts of noise in 4.5-7.5 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
+    carrier = _band_noise(rng, n, sr, 4500, 7500)
+    times = rng.uniform(0, n / sr, size=max(1, int(n / sr * rng.uniform(20, 40))))
+    burst = np.hanning(max(3, int(sr * rng.uniform(0.005, 0.02)))).astype(np.float32)
+    return carrier * np.minimum(_pulses(n, sr, times, burst), 1.0)
+
+
+def _steam(rng, n, sr):
+    """Noise in 5-7.2 kHz only: audible at 16 and 32 kHz, gone at 8 kHz."""
+    return _band_noise(rng, n, sr, 5000, 7200)
+
+
 @dataclass(frozen=True)
 class SynthClass:
     display_name: str  # exactly as in AudioSet's class_labels_indices.csv
     synth: callable
     stationary: bool  # a crop may start anywhere (otherwise crops start at 0)
+    cue: Optional[str] = None  # the one front-end setting its cue was designed to need (see CUES)
 
 
 CLASSES = (
@@ -366,8 +401,18 @@ CLASSES = (
     SynthClass("Ringtone", _ringtone, False),
     SynthClass("Organ", _organ, True),
     SynthClass("Croak", _croak, False),
+    SynthClass("Steam", _steam, True, "energy in 4-8 kHz only"),
+    SynthClass("Whistling", _whistling, True, "energy in 4-8 kHz only"),
+    SynthClass("Sizzle", _sizzle, True, "energy in 4-8 kHz only"),
 )
-"""All synthesisable classes, in the order ``num_classes`` takes them."""
+"""All synthesisable classes, in the order ``num_classes`` takes them (``classes`` picks any by name)."""
+
+CLASS_BY_NAME = {c.display_name: c for c in CLASSES}
+
+CUES = {
+    "energy in 4-8 kHz only": "gone when the audio is resampled to 8 kHz (fmax 4 kHz)",
+}
+"""The designed cues: which setting removes each (classes carry one in ``SynthClass.cue``)."""
 
 MAX_CLASSES = len(CLASSES)
 
@@ -392,7 +437,8 @@ DIFFICULTY = {
 class CorpusConfig:
     """Everything that determines a generated corpus (written to ``metadata/synthetic.json``)."""
 
-    num_classes: int = MAX_CLASSES
+    num_classes: Optional[int] = None  # the first N of CLASSES (None: all, or as many as ``classes`` names)
+    classes: Optional[tuple] = None  # display names of CLASSES, in index order (None: the first num_classes)
     sample_rate: int = 32000
     clip_seconds: float = 10.0
     balanced_per_class: int = 20
@@ -410,6 +456,18 @@ class CorpusConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.classes is not None:
+            names = list(self.classes)
+            unknown = [c for c in names if c not in CLASS_BY_NAME]
+            if unknown or len(set(names)) != len(names) or not names:
+                raise ValueError(f"classes must name distinct synthesisable classes; unknown: {unknown}, "
+                                 f"known: {sorted(CLASS_BY_NAME)}")
+            if self.num_classes is not None and self.num_classes != len(names):
+                raise ValueError(f"num_classes={self.num_classes} disagrees with the {len(names)} classes named")
+            self.classes = names
+            self.num_classes = len(names)
+        elif self.num_classes is None:
+            self.num_classes = MAX_CLASSES
         if not 1 <= self.num_classes <= MAX_CLASSES:
             raise ValueError(f"num_classes must be in 1..{MAX_CLASSES}, got {self.num_classes}")
         if self.difficulty not in DIFFICULTY:
@@ -421,6 +479,13 @@ class CorpusConfig:
         lo, hi = self.label_quality
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"label_quality must satisfy 0 < lo <= hi <= 1, got {self.label_quality}")
+
+    @property
+    def class_specs(self) -> list:
+        """The corpus's classes (index k of the corpus = entry k)."""
+        if self.classes is not None:
+            return [CLASS_BY_NAME[c] for c in self.classes]
+        return list(CLASSES[: self.num_classes])
 
     @property
     def snr_range(self) -> tuple:
@@ -525,7 +590,8 @@ class Renderer:
         self.event_min = min(1.0, cfg.clip_seconds / 2)
         n = int(round(self.event_max * sr))
         self.banks = []
-        for c, spec in enumerate(CLASSES[: cfg.num_classes]):
+        self.specs = cfg.class_specs
+        for c, spec in enumerate(self.specs):
             rng = np.random.default_rng([cfg.seed, 100, bank_seed, c])
             self.banks.append([_unit_rms(np.asarray(spec.synth(rng, n, sr), dtype=np.float32)[:n])
                                for _ in range(cfg.bank_size)])
@@ -551,7 +617,7 @@ class Renderer:
             onset = float(rng.uniform(0, cfg.clip_seconds - d)) if overlap else j * slot + float(rng.uniform(0, slot - d))
             variant = self.banks[sound][int(rng.integers(cfg.bank_size))]
             m = int(d * sr)
-            start = int(rng.integers(0, len(variant) - m + 1)) if CLASSES[sound].stationary else 0
+            start = int(rng.integers(0, len(variant) - m + 1)) if self.specs[sound].stationary else 0
             seg = variant[start:start + m].copy()
             fade = min(int(0.01 * sr), m // 2)
             if fade:
@@ -621,9 +687,10 @@ class CorpusInfo:
         return sum(self.counts.values()) / self.seconds
 
 
-def class_mids_and_names(num_classes: int) -> tuple:
+def class_mids_and_names(num_classes, classes=None) -> tuple:
+    """AudioSet mids and display names of the first ``num_classes`` classes, or of the ``classes`` named."""
     mids = _audioset_mids()
-    names = [c.display_name for c in CLASSES[:num_classes]]
+    names = list(classes) if classes is not None else [c.display_name for c in CLASSES[:num_classes]]
     missing = [n for n in names if n not in mids]
     if missing:
         raise RuntimeError(f"{RESOURCE_LABELS}: classes not found: {missing}")
@@ -641,9 +708,12 @@ def generate_corpus(root: str, *, preset: Optional[str] = None, workers: int = 0
     t0 = time.perf_counter()
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    cfg = CorpusConfig(**{**PRESETS.get(preset or "default", {}), **overrides})
+    settings = {**PRESETS.get(preset or "default", {}), **overrides}
+    if "classes" in overrides and "num_classes" not in overrides:
+        settings.pop("num_classes", None)  # the named classes set the count, not the preset's
+    cfg = CorpusConfig(**settings)
     plan = plan_corpus(cfg)
-    mids, names = class_mids_and_names(cfg.num_classes)
+    mids, names = class_mids_and_names(cfg.num_classes, cfg.classes)
     meta_dir = os.path.join(root, "metadata")
     os.makedirs(meta_dir, exist_ok=True)
     write_class_labels(os.path.join(meta_dir, "class_labels_indices.csv"), mids, names)

@@ -117,7 +117,7 @@ def book_parameters(opened, stem: str) -> dict:
     """What the pipeline would give ``stem`` in this profile: the common and data parameters and the
     profile's own settings for the notebook, limited to the parameters the notebook declares."""
     from panns_core.study.notebook_inputs import profile_notebook_parameters
-    from panns_core.study.pipeline import declared_parameters
+    from panns_core.study.profiles import declared_parameters
 
     declared = declared_parameters(str(NOTEBOOKS_DIR / f"{stem}.ipynb"))
     given = {"profile": opened.profile, "run_root": opened.run_root, "figures_dir": opened.figures_dir,
@@ -130,7 +130,7 @@ def executed_notebook(run_root: str, stem: str) -> Path | None:
     """The pipeline's executed copy of ``stem`` (``<run_root>/notebooks/<NN>_<stage>.ipynb``), if any."""
     if stem in LESSON_ONLY:
         return None
-    from panns_core.study.pipeline import stage_name_for
+    from panns_core.study.profiles import stage_name_for
 
     number = stem.split("_", 1)[0]
     path = Path(run_root) / "notebooks" / f"{number}_{stage_name_for(stem)}.ipynb"

@@ -136,7 +136,7 @@ def _profile_spec(name: str, run_root: str, profile_file: str | None) -> dict:
                 return json.load(f)
         except (OSError, ValueError):
             pass
-    from panns_core.study.pipeline import ProfileError, load_profile
+    from panns_core.study.profiles import ProfileError, load_profile
 
     for source in (profile_file, name):
         if not source:
@@ -217,7 +217,7 @@ def _locked(path: str):
 
 def example_data() -> tuple[str, dict]:
     """``(data_root, train defaults)`` of the lessons' example corpus, generated and packed on first use."""
-    from panns_core.study.pipeline import load_profile
+    from panns_core.study.profiles import load_profile
 
     spec = load_profile(EXAMPLE_PROFILE)
     train = dict(spec.get("train") or {})

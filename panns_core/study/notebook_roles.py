@@ -1,7 +1,7 @@
 """Which notebook is which pipeline stage: what it is given, what it reads, what it writes.
 
 One table, keyed by notebook stem (the file name without ``.ipynb``/``.py``), read
-by the pipeline (:mod:`panns_core.study.pipeline`: stage parameters and dependencies)
+by the pipeline (:mod:`panns_core.study.profiles`: stage parameters and dependencies)
 and by the artefact manifest (:data:`panns_core.study.artefacts.ARTEFACT_OWNERS`).
 A notebook's number orders the course; it decides nothing here. Data only (no
 ``panns_core`` imports), so anything may read it.
@@ -62,7 +62,7 @@ NOTEBOOK_ROLES: dict[str, NotebookRole] = {r.stem: r for r in (
     NotebookRole("07_model_anatomy", "teaching", parameters=("data",)),
     # One stage per run line of the profile (train_<run>).
     NotebookRole("03_train_system", "train", parameters=("data",), reads=DATA_ROLES, writes=("train/{run}/",)),
-    # Its own run's training stage is a dependency too (see pipeline.derive_stages).
+    # Its own run's training stage is a dependency too (see profiles.derive_stages).
     NotebookRole("04_evaluate_system", "evaluate", parameters=("data", "run_name", "device"), reads=DATA_ROLES,
                  writes=("evaluate/",)),
     # The released profile: score the released checkpoints on the packed eval set (no training).

@@ -305,12 +305,29 @@ def paper_rows(table_id: str) -> list[dict]:
 
 PAPER_DATA_SOURCES = ("audioset", "generated")
 """Sources whose tables show the paper's columns: AudioSet, and the generated corpus (an
-AudioSet-shaped stand-in whose paper columns are labelled as not comparable)."""
+AudioSet-shaped stand-in whose paper columns are shown for reference only)."""
+
+SAME_DATA_SOURCES = ("audioset",)
+"""Sources on which a difference from the paper means something: the paper's own data."""
+
+DIFFERENCE, REFERENCE, OURS_ONLY = "difference", "reference", "ours only"
+PAPER_MODES = (DIFFERENCE, REFERENCE, OURS_ONLY)
 
 
 def compare_to_paper_default(data_source: str) -> bool:
-    """Tables compare with the paper only on AudioSet and its generated stand-in, unless a profile says otherwise."""
+    """Tables show the paper's numbers only on AudioSet and its generated stand-in, unless a profile says otherwise."""
     return data_source in PAPER_DATA_SOURCES
+
+
+def paper_mode(data_source: str, compare_to_paper: bool | None = None) -> str:
+    """How a table shows the paper: ``difference`` (paper, ours and ours - paper, only on the paper's data),
+    ``reference`` (the paper's rows beside ours, never matched to them or subtracted: other data),
+    ``ours only`` (no paper columns)."""
+    if compare_to_paper is None:
+        compare_to_paper = compare_to_paper_default(data_source)
+    if not compare_to_paper:
+        return OURS_ONLY
+    return DIFFERENCE if data_source in SAME_DATA_SOURCES else REFERENCE
 
 
 def _diff(ours, theirs):
@@ -321,22 +338,32 @@ def _diff(ours, theirs):
     return float(ours) - float(theirs)
 
 
-def metric_columns(paper_row: dict | None, selection: Selection | None, *, compare_to_paper: bool = True) -> dict:
-    """``<metric> paper``, ``<metric> ours``, ``<metric> diff`` for mAP, AUC and d'.
+def metric_columns(paper_row: dict | None, selection: Selection | None, *, mode: str = DIFFERENCE,
+                   data_label: str = "ours") -> dict:
+    """The metric columns of one table row (mAP, AUC and d').
 
-    Without ``compare_to_paper`` (data that is not AudioSet) only our value is
-    given, in a column named after the metric alone.
+    ``difference``: ``<metric> paper``, ``<metric> ours``, ``<metric> diff``. ``reference``:
+    ``<metric> paper (AudioSet)`` and ``<metric> <data_label>``, a row being either the paper's or ours (the
+    other column empty), never both. ``ours only``: ``<metric>``.
     """
+    if mode not in PAPER_MODES:
+        raise ValueError(f"mode must be one of {PAPER_MODES}, got {mode!r}")
     out = {}
     for label, stat_key, paper_key in METRICS:
         ours = selection.metrics[stat_key] if selection else float("nan")
-        if not compare_to_paper:
-            out[label] = ours
-            continue
         theirs = _nan_to_none((paper_row or {}).get(paper_key))
-        out[f"{label} paper"] = float("nan") if theirs is None else float(theirs)
-        out[f"{label} ours"] = ours
-        out[f"{label} diff"] = _diff(ours, theirs)
+        theirs = float("nan") if theirs is None else float(theirs)
+        if mode == OURS_ONLY:
+            out[label] = ours
+        elif mode == REFERENCE:
+            if paper_row is not None and selection is not None:
+                raise ValueError("a reference-mode row is the paper's or ours, not both (different data)")
+            out[f"{label} paper (AudioSet)"] = theirs
+            out[f"{label} {data_label}"] = ours
+        else:
+            out[f"{label} paper"] = theirs
+            out[f"{label} ours"] = ours
+            out[f"{label} diff"] = _diff(ours, None if math.isnan(theirs) else theirs)
     return out
 
 
