@@ -170,8 +170,11 @@ def profile_snapshot(profile: dict) -> dict:
 
 
 def make_plan(profile: dict, *, root: str = ".", notebooks_dir: str | os.PathLike | None = None,
-              cores: int | None = None, jobs_at_once: int | None = None, gpu_ids: Sequence[str] = ()) -> dict:
-    """Everything Snakemake and the jobs need, computed once: stages, fingerprints, resources."""
+              cores: int | None = None, jobs_at_once: int | None = None, gpu_ids: Sequence[str] = (),
+              executor: str | None = None) -> dict:
+    """Everything Snakemake and the jobs need, computed once: stages, fingerprints, resources.
+
+    Threads per stage: ``cores // jobs`` on one machine; under SLURM (``executor``) the role's ``cluster.cpus``."""
     root = os.path.abspath(root)
     notebooks = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
     stages = derive_stages(profile)
@@ -230,7 +233,8 @@ def make_plan(profile: dict, *, root: str = ".", notebooks_dir: str | os.PathLik
         priority = 100 if stage.role != "train" else 50 + len(train_names) - train_names.index(stage.name)
         planned.append({
             **asdict(stage), "rule": "stage_" + stage.name.replace("-", "_"),
-            "fingerprint": fingerprints[stage.name], "threads": threads, "gpus": gpus,
+            "fingerprint": fingerprints[stage.name], "gpus": gpus,
+            "threads": int(role_cluster.get("cpus") or 1) if executor else threads,
             "retries": retries if stage.role == "train" else 0, "priority": priority, "resources": resources,
             "disk": None if disk is None else {"bytes": disk[0], "folder": disk[1], "what": disk[2]},
         })
@@ -446,7 +450,7 @@ def run_study(profile: str | dict = DEFAULT_PROFILE, *, root: str = ".", noteboo
         if gpus in (None, "auto") and any(stage_gpus(s) for s in derive_stages(profile)):
             gpu_ids = machine.detect_gpus()
         plan = make_plan(profile, root=root, notebooks_dir=notebooks_dir, cores=cores, jobs_at_once=jobs_at_once,
-                         gpu_ids=gpu_ids)
+                         gpu_ids=gpu_ids, executor=executor)
         _selected(plan, list(only) + ([start] if start else []))
         plan_file = write_plan(plan)
         for line in cost_lines(plan):
