@@ -53,6 +53,10 @@ def record(root, stage, profile="fake"):
 def test_up_to_date_stages_are_skipped_failures_resume_and_changes_rerun(fake, tmp_path):
     root, _, run = fake
     path = small_profile(tmp_path)
+    result = run(path, dry_run=True)  # what would run, and why; nothing runs
+    text = "\n".join(result.log)
+    assert result.ok and "output files have to be generated" in text and "stage_train_b" in text
+    assert called(root) == [] and not (root / "runs" / "fake" / "stages" / "train_a.done").exists()
     result = run(path)
     assert result.ok, result.log
     assert called(root) == ["download_audioset", "pack_and_index", "train_a", "train_b", "tables_audioset",
@@ -76,6 +80,8 @@ def test_up_to_date_stages_are_skipped_failures_resume_and_changes_rerun(fake, t
     stale = root / "runs" / "fake" / "train" / "b" / "old.txt"
     stale.write_text("stale")
     path = small_profile(tmp_path, runs={"a": {}, "b": {"mel_bins": 128, "groups": ["mel_bins"]}}, retries=0)
+    text = "\n".join(run(path, dry_run=True).log)
+    assert "params have changed since last execution" in text and "stage_train_b" in text
     (root / "fail").mkdir()
     (root / "fail" / "train_b").write_text("killed by the test")
     reset_calls(root)
@@ -253,19 +259,6 @@ def test_a_killed_study_leaves_no_lock_and_status_says_interrupted_not_running(f
     assert "4 done" in subprocess.run(status, capture_output=True, text=True).stdout
 
 
-def test_dry_run_says_why_each_stage_would_run(fake, tmp_path):
-    root, _, run = fake
-    path = small_profile(tmp_path)
-    result = run(path, dry_run=True)
-    text = "\n".join(result.log)
-    assert result.ok and "output files have to be generated" in text and "stage_train_b" in text
-    assert called(root) == [] and not (root / "runs" / "fake" / "stages" / "train_a.done").exists()
-    assert run(path).ok
-    text = "\n".join(run(small_profile(tmp_path, runs={"a": {}, "b": {"mel_bins": 64, "groups": ["mel_bins"]}}),
-                         dry_run=True).log)
-    assert "params have changed since last execution" in text and "stage_train_b" in text
-
-
 def test_a_stage_that_would_fill_the_disk_stops_before_writing(fake, tmp_path):
     root, notebooks, _ = fake
     plan = workflow.make_plan(load_profile(small_profile(tmp_path), notebooks_dir=str(notebooks)), root=str(root),
@@ -399,21 +392,26 @@ def test_package_code_hash_covers_the_modules_a_notebook_imports(tmp_path):
         "panns_core", "panns_core.metrics", "panns_core.study.tables", "panns_core.study.plots"}
 
 
-@pytest.mark.parametrize("mode, reruns", [(None, ["download_audioset", "pack_and_index", "train_a", "train_b"]),
-                                          ("notebook_only", [])])
-def test_a_package_fix_reruns_stages_unless_they_opt_out(fake, tmp_path, monkeypatch, mode, reruns):
-    root, _, run = fake
+@pytest.mark.parametrize("mode", [None, "notebook_only"])
+def test_a_package_fix_changes_the_fingerprints_unless_stages_opt_out(tmp_path, monkeypatch, mode):
+    """A changed fingerprint is what makes Snakemake rerun a stage ("params have changed", tested above)."""
+    notebooks = write_fake_notebooks(tmp_path / "notebooks", ALL_STEMS)
     package = {"v": "old"}
     monkeypatch.setattr(workflow, "package_code_hash", lambda code, graph=None: f"{package['v']}:{code[:9]}")
     changes = {"notebooks": ["01_download_audioset", "02_pack_and_index", "03_train_system"]}
     if mode:
         changes["fingerprint_code"] = {"train": mode, "download_audioset": mode, "pack_and_index": mode}
-    path = small_profile(tmp_path, **changes)
-    assert run(path).ok
-    reset_calls(root)
+    profile = load_profile(small_profile(tmp_path, **changes), notebooks_dir=str(notebooks))
+
+    def fingerprints():
+        plan = workflow.make_plan(profile, root=str(tmp_path), notebooks_dir=str(notebooks))
+        return {s["name"]: s["fingerprint"] for s in plan["stages"]}
+
+    before = fingerprints()
     package["v"] = "fixed"  # as if a module every notebook imports changed
-    assert run(path).ok
-    assert [c for c in called(root) if c != "build_report"] == reruns
+    after = fingerprints()
+    changed = [n for n in before if before[n] != after[n] and n not in ("manifest", "build_report")]
+    assert changed == ([] if mode else ["download_audioset", "pack_and_index", "train_a", "train_b"])
 
 
 # --------------------------------------------------------------------------- the tiny profile, for real
@@ -498,3 +496,31 @@ def test_command_line_status_list_and_bad_profiles(tmp_path, capsys):
     assert "train_leenet11" in out and "03_train_system" in out and "waiting" in out
     assert workflow.main(["--profile", "nope", "--status"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_the_gpu_smoke_profile_runs_every_stage_on_the_cpu(tmp_path):
+    """The first command of a GPU box, run here on the CPU (``--device cpu``) at the smallest size, so it
+    cannot rot: every stage of `full`, five architecture families, evaluation and transfer where training is."""
+    profile = yaml.safe_load(open(load_profile("gpu-smoke")["_path"]))
+    for section in ("generate", "pack"):
+        profile["data"][section]["clip_seconds"] = 1.0  # 10-s clips on a GPU box; 1 s keeps CNN14 quick on a CPU
+    profile["train"].update(iterations=1, eval_every=1, batch_size=2, max_eval_clips=4)
+    del profile["runs"]["mel_32"]  # a third CNN14-sized run adds time, not coverage
+    transfer = next(n for n in profile["notebooks"] if isinstance(n, dict) and "20_transfer_task" in n)
+    transfer["20_transfer_task"].update(strategies=["finetune", "freeze_l3"], shots=["all"])
+    path = tmp_path / "gpu-smoke.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    log: list[str] = []
+    result = run_study(str(path), root=str(tmp_path / "proj"), device="cpu", log=log.append)
+    assert result.ok, "\n".join(log)
+    statuses = result.statuses()
+    assert set(statuses.values()) == {"done"} and len(statuses) == 24
+    families = {s["parameters"]["config"]["model"] for s in result.plan["stages"] if s["role"] == "train"}
+    assert {"Cnn14", "ResNet22", "MobileNetV1", "LeeNet11", "Wavegram_Logmel_Cnn14"} <= families
+    assert {s["gpus"] for s in result.plan["stages"]} == {0}  # --device cpu: nothing waits for a GPU
+    evaluate = next(s for s in result.plan["stages"] if s["name"] == "evaluate_system")
+    assert evaluate["parameters"]["device"] == "cpu"
+    # on the GPU box itself the same stages take the GPUs: training, evaluation and transfer
+    gpu_plan = workflow.make_plan(load_profile(str(path)), root=str(tmp_path / "plan"), gpu_ids=["0", "1"])
+    on_gpu = {s["name"] for s in gpu_plan["stages"] if s["gpus"]}
+    assert on_gpu == {f"train_{r}" for r in profile["runs"]} | {"evaluate_system", "transfer_task"}
