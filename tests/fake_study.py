@@ -5,7 +5,7 @@ exactly as for the real notebooks) and, when executed by papermill in a real ker
 appends one JSON line to ``<root>/calls.jsonl``: the stage, when it started and ended, the
 ``CUDA_VISIBLE_DEVICES`` and ``OMP_NUM_THREADS`` it saw. A training stage writes the files a
 run folder promises. A file ``<root>/fail/<stage>`` makes that stage raise its text;
-``<root>/sleep`` (seconds) makes every stage take that long.
+``<root>/sleep`` (seconds) makes every stage take that long, ``<root>/slow/<stage>`` that stage.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ start = time.time()
 print("[progress] " + stage + " started", flush=True)
 if os.path.exists("sleep"):
     time.sleep(float(open("sleep").read()))
+if os.path.exists(os.path.join("slow", stage)):
+    time.sleep(float(open(os.path.join("slow", stage)).read()))
 if os.path.exists(os.path.join("fail", stage)):
     raise RuntimeError(open(os.path.join("fail", stage)).read())
 if STEM == "03_train_system":

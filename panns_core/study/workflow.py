@@ -31,6 +31,7 @@ import copy
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -212,7 +213,7 @@ def make_plan(profile: dict, *, root: str = ".", notebooks_dir: str | os.PathLik
         inputs = {d: fingerprints[d] for d in stage.deps + stage.soft_deps}
         fingerprints[stage.name] = fingerprint(stage, nb_hash, inputs, package_hash)
         gpus = stage_gpus(stage)
-        if gpus and len(gpu_ids) < gpus:
+        if gpus and len(gpu_ids) < gpus and not executor:  # on a cluster SLURM assigns the GPUs
             raise StudyError(
                 f"{path}: stage {stage.name} computes on CUDA with {gpus} GPU(s), and "
                 + (f"only {len(gpu_ids)} GPU id(s) were given ({','.join(gpu_ids)})" if gpu_ids else "no GPU was found")
@@ -401,8 +402,9 @@ def snakemake_command(plan_file: str, plan: dict, *, cores: int, gpu_ids: Sequen
     rules = {s["name"]: s["rule"] for s in plan["stages"]}
     targets = [rules[n] for n in only]  # these stages (and what they need that is not done); default: all
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(SNAKEFILE), "--directory", plan["run_root"],
-           "--config", f"plan={plan_file}", "--keep-going", "--rerun-incomplete", "--nolock",
-           "--scheduler", "greedy", "--resources", f"gpu={len(gpu_ids)}"]
+           "--config", f"plan={plan_file}", "--keep-going", "--rerun-incomplete", "--nolock", "--scheduler", "greedy"]
+    if gpu_ids or not executor:  # GPU stages at once: the ids given (on a cluster without ids: as SLURM schedules)
+        cmd += ["--resources", f"gpu={len(gpu_ids)}"]
     if executor:
         cmd += ["--executor", executor, "--jobs", str(max_jobs or 100)]
     else:
@@ -420,6 +422,23 @@ def snakemake_command(plan_file: str, plan: dict, *, cores: int, gpu_ids: Sequen
     return cmd
 
 
+def check_executor(executor: str | None, dry_run: bool = False) -> None:
+    """Stop with one sentence, before anything is written, when the executor cannot run here."""
+    if not executor:
+        return
+    import importlib.util
+
+    plugins = [f"snakemake-executor-plugin-{executor}"] + (["snakemake-executor-plugin-slurm-jobstep"]
+                                                           if executor == "slurm" else [])
+    for package in plugins:
+        if importlib.util.find_spec(package.replace("-", "_")) is None:
+            raise StudyError(f"the {executor} executor needs Snakemake's plugin {package}, which is not installed "
+                             f"in this environment: pip install {package}")
+    if executor == "slurm" and not dry_run and shutil.which("sbatch") is None:
+        raise StudyError("--slurm submits every stage with sbatch, which is not on PATH: run it on the cluster's "
+                         "login node (or leave out --slurm to run the stages on this machine)")
+
+
 def _selected(plan: dict, names: Sequence[str]) -> None:
     known = [s["name"] for s in plan["stages"]]
     for n in names:
@@ -432,8 +451,11 @@ def run_study(profile: str | dict = DEFAULT_PROFILE, *, root: str = ".", noteboo
               force: bool = False, only: Sequence[str] = (), start: str | None = None, dry_run: bool = False,
               executor: str | None = None, max_jobs: int | None = None, wait: bool = False,
               log: Callable[[str], None] = print, snakemake_args: Sequence[str] = ()) -> StudyResult:
-    """Plan ``profile`` and run it with Snakemake under ``root``; returns when Snakemake does."""
+    """Plan ``profile`` and run it with Snakemake under ``root``; returns when Snakemake does.
+
+    ``snakemake_args`` go to Snakemake as they are (e.g. the SLURM plugin's ``--slurm-qos``)."""
     t0 = time.time()
+    check_executor(executor, dry_run)
     profile = load_profile(profile, notebooks_dir=notebooks_dir) if isinstance(profile, str) else profile
     if device:
         profile = switch_device(profile, device)
@@ -447,7 +469,7 @@ def run_study(profile: str | dict = DEFAULT_PROFILE, *, root: str = ".", noteboo
             note = stack.enter_context(exclusive_lock(lock_path, f"run folder runs/{profile['name']}", wait=wait,
                                                       log=log, command=f"panns_core.study --profile {profile['name']}"))
             del note
-        if gpus in (None, "auto") and any(stage_gpus(s) for s in derive_stages(profile)):
+        if gpus in (None, "auto") and not executor and any(stage_gpus(s) for s in derive_stages(profile)):
             gpu_ids = machine.detect_gpus()
         plan = make_plan(profile, root=root, notebooks_dir=notebooks_dir, cores=cores, jobs_at_once=jobs_at_once,
                          gpu_ids=gpu_ids, executor=executor)
@@ -551,7 +573,9 @@ def plan_for_status(profile: str, root: str = ".", notebooks_dir=None) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m panns_core.study",
-        description="Run the PANNs study of a profile: Snakemake schedules the stages, papermill executes the notebooks.")
+        description="Run the PANNs study of a profile: Snakemake schedules the stages, papermill executes the notebooks.",
+        epilog="Arguments after -- go to Snakemake as they are, e.g. --slurm -- --slurm-qos=long --slurm-logdir LOGS "
+               "(the SLURM plugin's settings: python -m snakemake --help).")
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help=f"packaged profile name ({', '.join(list_profiles())}) or a path to a YAML copy")
     parser.add_argument("--root", default=".", help="project folder for runs/ and figures/ (default: .)")
@@ -569,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="stages at once, each with cores/N threads (default: the profile's jobs, else 1)")
     parser.add_argument("--gpus", default=None, metavar="IDS",
                         help="GPU ids the study may use, e.g. 0,1,2,3 (default: every visible GPU when the profile "
-                             "trains on cuda); each CUDA stage gets its own")
+                             "trains on cuda; with --slurm: SLURM's assignment); each CUDA stage gets its own")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="run every training, evaluation and transfer stage on this device")
     parser.add_argument("--slurm", action="store_true",
@@ -578,7 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-jobs", type=int, default=None, help="with --slurm: jobs queued at once (default 100)")
     parser.add_argument("--wait", action="store_true", help="wait for another invocation on the same run root instead "
                                                             "of stopping")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, snakemake_args = parser.parse_args(argv[:split]), argv[split + 1:]
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be >= 1")
     if args.cores is not None and args.cores < 1:
@@ -591,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_study(args.profile, root=args.root, notebooks_dir=args.notebooks_dir, cores=args.cores,
                            jobs_at_once=args.jobs, gpus=args.gpus, device=args.device, force=args.force,
                            only=args.only, start=args.start, dry_run=args.dry_run,
-                           executor="slurm" if args.slurm else None, max_jobs=args.max_jobs, wait=args.wait)
+                           executor="slurm" if args.slurm else None, max_jobs=args.max_jobs, wait=args.wait,
+                           snakemake_args=snakemake_args)
     except (ProfileError, StudyError, LockHeld, machine.NotEnoughDisk) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
