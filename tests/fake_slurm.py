@@ -16,7 +16,7 @@ is this file run by the test's Python, and answers in the formats the plugin par
   they were called has COMPLETED, or all of them have ended (at most ``POLL_LIMIT_S`` later): the
   plugin waits 10 s longer after every check that finds no job completed (before its next check,
   and before Snakemake exits), which a cluster's hour-long jobs never notice and a test of
-  seconds-long jobs would spend most of its time in.
+  seconds-long jobs would spend most of its time in. Each answer is recorded in ``queries.jsonl``.
 * ``srun [options] CMD`` runs CMD (recorded in ``srun.jsonl``); ``scancel ID`` ends a job's session.
 * ``sinfo``, ``scontrol show config``, ``sacctmgr``/``sshare`` describe one partition, the
   limits the plugin reads and the user's accounts.
