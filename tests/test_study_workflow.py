@@ -524,3 +524,14 @@ def test_the_gpu_smoke_profile_runs_every_stage_on_the_cpu(tmp_path):
     gpu_plan = workflow.make_plan(load_profile(str(path)), root=str(tmp_path / "plan"), gpu_ids=["0", "1"])
     on_gpu = {s["name"] for s in gpu_plan["stages"] if s["gpus"]}
     assert on_gpu == {f"train_{r}" for r in profile["runs"]} | {"evaluate_system", "transfer_task"}
+
+
+def test_under_slurm_the_jobs_gpus_are_slurms_and_too_few_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    with machine.gpu_slots(1, [], str(tmp_path)) as ids:
+        assert ids == ["5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(RuntimeError, match="SLURM job 77 was given 0"):
+        with machine.gpu_slots(1, [], str(tmp_path)):
+            pass

@@ -79,8 +79,14 @@ def gpu_slots(count: int, gpu_ids: Sequence[str], slot_dir: str, *, log: Callabl
     if count <= 0:
         yield []
         return
-    if os.environ.get("SLURM_JOB_ID") and os.environ.get("CUDA_VISIBLE_DEVICES"):
-        yield parse_gpu_ids(os.environ["CUDA_VISIBLE_DEVICES"])  # SLURM's own assignment
+    if os.environ.get("SLURM_JOB_ID"):
+        assigned = parse_gpu_ids(os.environ.get("CUDA_VISIBLE_DEVICES"))  # SLURM's own assignment
+        if len(assigned) < count:
+            raise RuntimeError(f"this stage needs {count} GPU(s) and SLURM job {os.environ['SLURM_JOB_ID']} was given "
+                               f"{len(assigned)} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}): "
+                               f"check the partition has GPUs (the profile's cluster.partition) and that the cluster "
+                               f"sets CUDA_VISIBLE_DEVICES for --gpus requests")
+        yield assigned
         return
     if count > len(gpu_ids):
         raise RuntimeError(f"this stage needs {count} GPU(s), the study was given {len(gpu_ids)} "
