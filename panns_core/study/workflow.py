@@ -466,9 +466,8 @@ def run_study(profile: str | dict = DEFAULT_PROFILE, *, root: str = ".", noteboo
     lock_path = os.path.join(run_root, ".lock")
     with contextlib.ExitStack() as stack:
         if not dry_run:
-            note = stack.enter_context(exclusive_lock(lock_path, f"run folder runs/{profile['name']}", wait=wait,
-                                                      log=log, command=f"panns_core.study --profile {profile['name']}"))
-            del note
+            stack.enter_context(exclusive_lock(lock_path, f"run folder runs/{profile['name']}", wait=wait, log=log,
+                                               command=f"panns_core.study --profile {profile['name']}"))
         if gpus in (None, "auto") and not executor and any(stage_gpus(s) for s in derive_stages(profile)):
             gpu_ids = machine.detect_gpus()
         plan = make_plan(profile, root=root, notebooks_dir=notebooks_dir, cores=cores, jobs_at_once=jobs_at_once,
