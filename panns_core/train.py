@@ -462,6 +462,8 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     resumed_at: Optional[int] = None
     loss_sum: Optional[torch.Tensor] = None  # float64 on the device: no host sync per step
+    # step losses already reset by evaluations (sum, count): progress lines between evaluations stay exact
+    loss_flushed: tuple = (0.0, 0)
     clock_start: float = field(default_factory=time.perf_counter)
 
     @property
@@ -689,6 +691,7 @@ def evaluate_and_log(run: RunContext, model: torch.nn.Module, iteration: int) ->
                 p.best_metric, p.best_iteration, improved = result["mAP"], iteration, True
     if run.selection_split is not None:
         p.evals_without_improvement = 0 if improved else p.evals_without_improvement + 1
+    run.loss_flushed = (run.loss_flushed[0] + p.loss_sum, run.loss_flushed[1] + p.loss_count)
     run.loss_sum.zero_()
     p.loss_count = p.clips_since_eval = 0
     p.train_seconds_since_eval = 0.0
@@ -785,7 +788,12 @@ class ProgressLines:
         self.start_iteration = run.progress.iteration
         self.last_time = self.start_time = clock()
         self.last_iteration = run.progress.iteration
-        self.last_loss = (float(run.loss_sum.item()), run.progress.loss_count)
+        self.last_loss = self.loss_so_far()
+
+    def loss_so_far(self) -> tuple[float, int]:
+        """(sum, count) of every step loss this process has seen, across evaluation resets."""
+        flushed_sum, flushed_count = self.run.loss_flushed
+        return flushed_sum + float(self.run.loss_sum.item()), flushed_count + self.run.progress.loss_count
 
     def update(self, n: int = 1) -> None:
         now = self.clock()
@@ -794,10 +802,9 @@ class ProgressLines:
 
     def emit(self, now: float) -> None:
         c, p = self.run.config, self.run.progress
-        loss_sum, loss_count = float(self.run.loss_sum.item()), p.loss_count
+        loss_sum, loss_count = self.loss_so_far()
         steps = p.iteration - self.last_iteration
-        d_count = loss_count - self.last_loss[1] if loss_count >= self.last_loss[1] else loss_count
-        d_sum = loss_sum - self.last_loss[0] if loss_count >= self.last_loss[1] else loss_sum
+        d_sum, d_count = loss_sum - self.last_loss[0], loss_count - self.last_loss[1]
         loss = f"{d_sum / d_count:.4f}" if d_count > 0 else "n/a"
         rate = steps / max(now - self.last_time, 1e-9)
         left = (c.iterations - p.iteration) / rate if rate > 0 else float("inf")

@@ -278,6 +278,20 @@ def test_progress_lines_say_iteration_loss_rate_and_time_left(tmp_path, capsys):
     assert loss > 0 and "clips/s" in lines[0] and "ETA " in lines[0]
 
 
+def test_a_progress_line_after_evaluations_averages_every_step_since_the_last_line(tmp_path, capsys):
+    """Evaluations reset the loss counters; a line spanning them still has the loss (was "loss n/a")."""
+    from panns_core.train import PROGRESS_PREFIX
+
+    train(tiny_config(tmp_path / "run", iterations=4, eval_every=2, log_every_s=1e9), data=in_memory_data())
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith(PROGRESS_PREFIX)]
+    assert len(lines) == 1 and lines[0].startswith(f"{PROGRESS_PREFIX}iteration 4/4 (100.0 %), loss ")
+    stats = [json.loads(l) for l in (tmp_path / "run" / "statistics.jsonl").read_text().splitlines()]
+    period_losses = {s["iteration"]: s["train_loss"] for s in stats if s.get("train_loss") is not None}
+    assert sorted(period_losses) == [2, 4]
+    shown = float(lines[0].split("loss ")[1].split(",")[0])
+    assert shown == pytest.approx(sum(period_losses.values()) / 2, abs=1e-4)
+
+
 def test_a_second_trainer_of_one_run_folder_stops_naming_the_first(tmp_path):
     import subprocess
     import sys
