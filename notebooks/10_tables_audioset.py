@@ -36,23 +36,18 @@ compare_to_paper = None  # None: the paper's numbers on AudioSet (with differenc
 # with intervals), not with the paper's values.
 
 # %%
-from panns_core.study.notebook_inputs import open_profile
-here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+from panns_core.study.notebook_inputs import open_runs
+here = open_runs(profile, run_root=run_root, figures_dir=figures_dir)
 profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
+runs, snapshot, source = here.runs, here.snapshot, here.source
 import math, os
 import pandas as pd
 from IPython.display import Markdown, display
 from panns_core import paper
 from panns_core.study import artefacts as A, tables as T
-from panns_core.study.notebook_inputs import require_runs
-runs = T.load_runs(run_root)
-snapshot = T.read_profile_snapshot(run_root)
-source = T.data_source_note(run_root)
 mode = T.paper_mode(source["data_source"], compare_to_paper)
 ours_label = "ours (generated corpus)" if source["data_source"] == "generated" else f"ours ({source['data_source']})"
-print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}; "
-      f"the paper's numbers: {mode}")
-require_runs(runs, run_root, profile)
+print(f"the paper's numbers: {mode}")
 reference = snapshot.get("reference_run")
 selections = {}  # run name -> the evaluation that stands for it (best validation mAP, else the last)
 for name, run in runs.items():

@@ -22,20 +22,16 @@ run_name = None
 # **Where we differ, and why.** A generated corpus has few classes, so each group may hold a single class; the run is the profile's `classwise_run` (the paper: CNN14). With balanced sampling every class is drawn equally often whatever its clip count, so here too the count need not decide the AP.
 
 # %%
-from panns_core.study.notebook_inputs import open_profile
-here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+from panns_core.study.notebook_inputs import open_runs
+here = open_runs(profile, run_root=run_root, figures_dir=figures_dir)
 profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
+runs, snapshot, source = here.runs, here.snapshot, here.source
 import matplotlib.pyplot as plt
 import numpy as np
 from panns_core import paper
 from panns_core.study import artefacts as A, plots as P, tables as T
-from panns_core.study.notebook_inputs import require_runs, stop
+from panns_core.study.notebook_inputs import stop
 P.apply_style()
-runs = T.load_runs(run_root)
-snapshot = T.read_profile_snapshot(run_root)
-source = T.data_source_note(run_root)
-print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
-require_runs(runs, run_root, profile)
 name = run_name or snapshot.get("classwise_run") or snapshot.get("reference_run") or next(iter(runs))
 if name not in runs:
     stop(f"run {name!r} has no statistics under {run_root}/train (runs: {sorted(runs)}): train it with "

@@ -21,19 +21,14 @@ figures_dir = None
 # **Where we differ, and why.** Short profiles have only a few evaluations per run, so the curves are coarse; a profile with several seeds per setting draws one line per run.
 
 # %%
-from panns_core.study.notebook_inputs import open_profile
-here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+from panns_core.study.notebook_inputs import open_runs
+here = open_runs(profile, run_root=run_root, figures_dir=figures_dir)
 profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
+runs, snapshot, source = here.runs, here.snapshot, here.source
 import matplotlib.pyplot as plt
 from panns_core import paper
 from panns_core.study import artefacts as A, plots as P, tables as T
-from panns_core.study.notebook_inputs import require_runs
 P.apply_style()
-runs = T.load_runs(run_root)
-snapshot = T.read_profile_snapshot(run_root)
-source = T.data_source_note(run_root)
-print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
-require_runs(runs, run_root, profile)
 reference = snapshot.get("reference_run")
 
 # %% [markdown]

@@ -22,24 +22,19 @@ compare_to_paper = None  # draw the paper's 15 points; None: on AudioSet (one ax
 # **Where we differ, and why.** Short profiles train a few architectures briefly on generated data: their mAPs rank learning speed on that data, not the converged systems the paper compares.
 
 # %%
-from panns_core.study.notebook_inputs import open_profile
-here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+from panns_core.study.notebook_inputs import open_runs
+here = open_runs(profile, run_root=run_root, figures_dir=figures_dir)
 profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
+runs, snapshot, source = here.runs, here.snapshot, here.source
 import math, os
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 from panns_core import paper
 from panns_core.study import artefacts as A, plots as P, tables as T
-from panns_core.study.notebook_inputs import require_runs
 P.apply_style()
-runs = T.load_runs(run_root)
-snapshot = T.read_profile_snapshot(run_root)
-source = T.data_source_note(run_root)
 if compare_to_paper is None:
     compare_to_paper = T.compare_to_paper_default(source["data_source"])
-print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
-require_runs(runs, run_root, profile)
 
 # %% [markdown]
 # ## Our points: each architecture run's mAP at its counted multiply-adds

@@ -22,19 +22,14 @@ max_systems = 3
 # **Where we differ, and why.** The earlier embedding-based system of the paper has no code or statistics here, so it is not drawn. On the generated corpus the label quality is the generator's own (the fraction of a class's labelled events that really are that sound), and with balanced sampling a class's clip count need not decide its AP.
 
 # %%
-from panns_core.study.notebook_inputs import open_profile
-here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+from panns_core.study.notebook_inputs import open_runs
+here = open_runs(profile, run_root=run_root, figures_dir=figures_dir)
 profile, run_root, figures_dir = here.profile, here.run_root, here.figures_dir
+runs, snapshot, source = here.runs, here.snapshot, here.source
 import matplotlib.pyplot as plt
 import numpy as np
 from panns_core.study import artefacts as A, plots as P, tables as T
-from panns_core.study.notebook_inputs import require_runs
 P.apply_style()
-runs = T.load_runs(run_root)
-snapshot = T.read_profile_snapshot(run_root)
-source = T.data_source_note(run_root)
-print(f"profile {profile}: {len(runs)} run(s) with statistics; data source: {source['data_source']}")
-require_runs(runs, run_root, profile)
 
 # %% [markdown]
 # ## The systems: the reference run first, then architecture runs; each one's AP at its selected evaluation

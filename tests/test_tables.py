@@ -343,10 +343,12 @@ def test_table_iv_best_system_is_chosen_only_among_runs_scored_on_the_same_eval_
     assert best["run"] != "capped" and best["mAP ours"] == 0.4
 
 
-def test_owner_notebook_without_runs_says_which_stage_makes_them(tmp_path, capsys):
-    """Run with no runs/ at all, a table notebook stops cleanly and names notebook 03 and the pipeline."""
+@pytest.mark.parametrize("stem", ["10_tables_audioset", "12_figure_classwise_ap", "13_figure_training_curves",
+                                  "14_figure_map_vs_multiply_adds", "15_figure_classwise_ap_sorted"])
+def test_owner_notebook_without_runs_says_which_stage_makes_them(tmp_path, capsys, stem):
+    """Run with no runs/ at all, a table or figure notebook stops cleanly and names notebook 03 and the pipeline."""
     with pytest.raises(SystemExit) as stopped:
-        run_notebook("10_tables_audioset", profile="smoke", run_root=str(tmp_path / "runs" / "smoke"),
+        run_notebook(stem, profile="smoke", run_root=str(tmp_path / "runs" / "smoke"),
                      figures_dir=str(tmp_path / "figures"))
     assert stopped.value.code == 0
     out = capsys.readouterr().out

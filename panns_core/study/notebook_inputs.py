@@ -182,6 +182,37 @@ def open_profile(profile: str | None = None, *, run_root: str | None = None, fig
     return opened
 
 
+@dataclass
+class OpenedRuns:
+    """What :func:`open_runs` read: the profile's names and its training runs."""
+
+    profile: str
+    run_root: str
+    figures_dir: str
+    runs: dict
+    """run name -> its statistics (:func:`panns_core.study.tables.load_runs`)."""
+    snapshot: dict
+    """The profile as run (reference run, class-wise run, ...)."""
+    source: dict
+    """Where the data came from (:func:`panns_core.study.tables.data_source_note`)."""
+
+
+def open_runs(profile: str | None = None, *, run_root: str | None = None,
+              figures_dir: str | None = None) -> OpenedRuns:
+    """:func:`open_profile`, then read its training runs and say how many there are; stop with the command
+    that makes them when there are none (the table and figure notebooks start here)."""
+    from panns_core.study import tables as T
+
+    here = open_profile(profile, run_root=run_root, figures_dir=figures_dir)
+    runs = T.load_runs(here.run_root)
+    opened = OpenedRuns(here.profile, here.run_root, here.figures_dir, runs,
+                        T.read_profile_snapshot(here.run_root), T.data_source_note(here.run_root))
+    print(f"profile {opened.profile}: {len(runs)} run(s) with statistics; "
+          f"data source: {opened.source['data_source']}", flush=True)
+    require_runs(runs, opened.run_root, opened.profile)
+    return opened
+
+
 # ---------------------------------------------------------------------------- the lessons' small example
 
 EXAMPLE_DATA = os.path.join("data", "example")
