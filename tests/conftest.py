@@ -13,6 +13,17 @@ torch.set_num_threads(1)
 matplotlib.use("Agg")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Longest first. Under pytest-xdist a long test sent last runs alone while the other worker idles;
+    started first (the ``slow(seconds)`` marks, measured on a 2-core CPU), the short ones fill in around
+    them. Everything else keeps its order (the sort is stable)."""
+    def seconds(item):
+        mark = item.get_closest_marker("slow")
+        return mark.args[0] if mark and mark.args else 0
+
+    items.sort(key=seconds, reverse=True)
+
+
 @pytest.fixture(scope="session")
 def official_spec():
     """The official implementation's interface spec (every class's kwargs, state_dict

@@ -20,6 +20,9 @@ import pytest
 from panns_core.study.course import load_course
 from tiny_pipeline import tiny_run
 
+# One worker builds the site once: the three tests share it (a module fixture).
+pytestmark = pytest.mark.xdist_group("course_site")
+
 # Lessons that draw figures (matplotlib, inline): their pages must show rendered images.
 DRAWS_FIGURES = ("02_pack_and_index", "03_train_system", "05_sampler_and_mixup", "06_metrics", "07_model_anatomy",
                  "21_transfer_tables_figures")
@@ -40,6 +43,7 @@ def site(tmp_path_factory):
     return index
 
 
+@pytest.mark.slow(95)
 def test_the_site_has_every_course_notebook_in_the_course_order(site):
     text = site.read_text()
     links = re.findall(r'href="notebooks/(\d\d_[a-z0-9_]+)\.html"', text)

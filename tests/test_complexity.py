@@ -114,6 +114,7 @@ def test_num_samples_is_validated(bad):
 # --------------------------------------------------------------------------- Table XII
 
 
+@pytest.mark.slow(11)
 def test_table_xii_reproduces_the_paper_and_the_official_counter(official_spec):
     df = cx.table_xii(with_macs=False)
     assert list(df["class"]) == [c for _, c in cx.TABLE_XI_MODELS] and len(df) == 15
@@ -145,7 +146,7 @@ def test_counts_equal_the_spec(name, official_spec):
     _check_against_spec(name, official_spec)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(40)
 def test_counts_equal_the_spec_for_every_class(official_spec):
     for name in official_spec:
         _check_against_spec(name, official_spec)

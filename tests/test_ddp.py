@@ -42,6 +42,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow(12)
 @pytest.mark.skipif(not torch.distributed.is_available() or sys.platform == "win32", reason="needs gloo")
 def test_two_gloo_processes(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)

@@ -90,6 +90,7 @@ def test_bf16_copy_keeps_front_end_fp32_and_stays_close():
     assert model.conv_block1.conv1.weight.dtype == torch.float32  # the original is untouched
 
 
+@pytest.mark.slow(11)
 def test_cnn14_bf16_copy_within_0_03_and_same_top10(load_benchmark):
     """The issue's accuracy target on Cnn14 (calibrated random weights, 2 clips x 3 s).
 
@@ -166,6 +167,7 @@ def test_batchnorm_statistics_are_the_average_of_what_ran_and_modes_come_back(wh
         assert torch.allclose(net[2].running_var, torch.stack([o.var(0) for o in outs]).mean(0), atol=1e-6)
 
 
+@pytest.mark.slow(12)
 def test_inference_benchmark_times_the_compiled_copies(load_benchmark, monkeypatch, tmp_path):
     """``bench_inference_bf16.py --compile`` in a reduced run; torch.compile is replaced by a
     recorder (a real inductor build of a CNN takes minutes on a small CPU)."""

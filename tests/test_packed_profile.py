@@ -10,6 +10,7 @@ import json
 import os
 
 import pandas as pd
+import pytest
 import yaml
 
 from panns_core.data.__main__ import main as data_main
@@ -17,6 +18,7 @@ from panns_core.data.synthetic import generate_corpus
 from panns_core.study.workflow import run_study
 
 
+@pytest.mark.slow(54)
 def test_profile_on_a_packed_copy_uses_it_as_it_is(tmp_path, capfd):
     packed = tmp_path / "my_sounds"
     generate_corpus(str(packed), num_classes=4, clip_seconds=1.0, balanced_per_class=3, eval_per_class=3,

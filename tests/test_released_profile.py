@@ -111,7 +111,7 @@ def released_fixture_profile(tmp_path, base):
     return path
 
 
-@pytest.mark.slow
+@pytest.mark.slow(52)
 def test_released_profile_end_to_end(tmp_path, zenodo):
     packed_ids = make_mirror_and_metadata(tmp_path)
     log = []

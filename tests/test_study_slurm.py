@@ -57,7 +57,7 @@ def statuses(path, root, notebooks):
     return {r["stage"]: r["status"] for r in workflow.status_rows(workflow.plan_for_status(path, root, notebooks))}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(34)
 def test_each_stage_is_one_slurm_job_with_the_profiles_requests_and_a_failed_job_resumes(cluster, tmp_path, capsys):
     root, notebooks, state = cluster
     path = small_profile(tmp_path, notebooks=["03_train_system"], retries=0, cluster=CLUSTER,

@@ -50,6 +50,7 @@ def record(root, stage, profile="fake"):
     return json.loads((Path(root) / "runs" / profile / "stages" / f"{stage}.json").read_text())
 
 
+@pytest.mark.slow(55)
 def test_up_to_date_stages_are_skipped_failures_resume_and_changes_rerun(fake, tmp_path):
     root, _, run = fake
     path = small_profile(tmp_path)
@@ -115,6 +116,7 @@ def test_up_to_date_stages_are_skipped_failures_resume_and_changes_rerun(fake, t
     assert any("rerunning train_a" in line for line in result.log)
 
 
+@pytest.mark.slow(18)
 def test_a_failed_training_stage_is_retried_and_its_folder_kept_for_resume(fake, tmp_path):
     root, notebooks, run = fake
     # The stand-in fails on its first attempt only (it deletes its own failure file).
@@ -152,6 +154,7 @@ def test_a_failed_dependency_stops_its_readers_and_the_manifest_says_why(fake, t
     assert (root / "runs" / "fake" / "report.html").exists()  # the report of what exists
 
 
+@pytest.mark.slow(24)
 def test_stages_share_the_cores_and_readers_wait_for_everything_they_read(fake, tmp_path):
     root, _, run = fake
     (root / "sleep").write_text("1.5")
@@ -167,6 +170,7 @@ def test_stages_share_the_cores_and_readers_wait_for_everything_they_read(fake, 
     assert {c["threads"] for c in calls(root)} == {"2"}  # 4 cores shared by 2 stages
 
 
+@pytest.mark.slow(19)
 def test_concurrent_training_stages_get_distinct_gpus_and_a_fourth_waits(fake, tmp_path):
     root, _, run = fake
     (root / "sleep").write_text("3")
@@ -206,6 +210,7 @@ def test_gpu_slots_hand_out_distinct_ids_and_free_them_when_the_holder_dies(tmp_
         assert ids == ["0", "1"]
 
 
+@pytest.mark.slow(29)
 def test_a_second_invocation_on_one_run_root_stops_naming_the_first(fake, tmp_path):
     root, notebooks, run = fake
     (root / "sleep").write_text("4")
@@ -229,6 +234,7 @@ def test_a_second_invocation_on_one_run_root_stops_naming_the_first(fake, tmp_pa
     assert called(root).count("download_audioset") == 1  # one writer: the second started nothing
 
 
+@pytest.mark.slow(37)
 def test_a_killed_study_leaves_no_lock_and_status_says_interrupted_not_running(fake, tmp_path):
     root, notebooks, run = fake
     (root / "sleep").write_text("30")
@@ -462,6 +468,7 @@ def test_tiny_profile_end_to_end(tiny):
     assert html.index("Findings") < html.index("table_XI")  # the report opens with the findings
 
 
+@pytest.mark.slow(22)
 def test_tiny_rerun_is_a_no_op_and_a_failed_stage_resumes(tiny, tmp_path):
     root, _, _, _ = tiny
     copy = tmp_path / "copy"
@@ -498,6 +505,7 @@ def test_command_line_status_list_and_bad_profiles(tmp_path, capsys):
     assert "unknown profile 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow(195)
 def test_the_gpu_smoke_profile_runs_every_stage_on_the_cpu(tmp_path):
     """The first command of a GPU box, run here on the CPU (``--device cpu``) at the smallest size, so it
     cannot rot: every stage of `full`, five architecture families, evaluation and transfer where training is."""

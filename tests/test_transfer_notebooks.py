@@ -10,6 +10,7 @@ NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 pm = pytest.importorskip("papermill")
 
 
+@pytest.mark.slow(13)
 def test_transfer_notebooks_run_and_save_artefacts(tmp_path):
     run_root, figures_dir = str(tmp_path / "runs"), str(tmp_path / "figures")
     common = dict(profile="test", run_root=run_root, figures_dir=figures_dir)
@@ -31,6 +32,7 @@ def test_transfer_notebooks_run_and_save_artefacts(tmp_path):
     assert not os.path.exists(os.path.join(figures_dir, "table_XIV.json"))  # not run -> left missing
 
 
+@pytest.mark.slow(10)
 def test_transfer_notebook_runs_the_corpus_heldout_classes(tmp_path):
     run_root = str(tmp_path / "runs")
     pm.execute_notebook(os.path.join(NOTEBOOKS, "20_transfer_task.ipynb"), str(tmp_path / "20.ipynb"),
