@@ -26,9 +26,8 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(PY) -m panns_core.study --profile $(PROFILE)
 
-# Two workers; loadgroup keeps the course-site tests on one worker (they share one build).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2
 
 # JupyterLab on notebooks/ with the project's kernel; jupytext pairs .py and .ipynb on save.
 # The notebooks open on the profile the pipeline last ran (runs/last_profile.json); `make lab
